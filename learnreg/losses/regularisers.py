@@ -1,0 +1,49 @@
+"""Smoothness regularisers of a displacement field ``(B, ndim, *spatial)`` in mm along the grid axes.
+
+``spacing`` is mm per voxel along ``(i, j[, k])``: derivatives are taken in mm, so first derivatives are
+dimensionless and the penalties mean the same at any resolution. Each returns the mean over voxels.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from learnreg.field import spatial_gradient
+
+
+class TotalVariation(torch.nn.Module):
+    """Isotropic total variation: mean over voxels of ``sqrt(sum_{c,a} (du_c/dx_a)^2 + eps)`` (R2N2)."""
+
+    def __init__(self, eps: float = 1e-6) -> None:
+        super().__init__()
+        self.eps = eps
+
+    def forward(self, field: torch.Tensor, spacing) -> torch.Tensor:
+        squared = sum((g ** 2).sum(dim=1) for g in spatial_gradient(field, spacing))
+        return torch.sqrt(squared + self.eps).mean()
+
+
+class Diffusion(torch.nn.Module):
+    """Diffusion (membrane energy): mean over voxels of ``sum_{c,a} (du_c/dx_a)^2``."""
+
+    def forward(self, field: torch.Tensor, spacing) -> torch.Tensor:
+        return sum((g ** 2).sum(dim=1) for g in spatial_gradient(field, spacing)).mean()
+
+
+class BendingEnergy(torch.nn.Module):
+    """Bending energy: mean over voxels of ``sum_c sum_{a,b} (d2u_c/dx_a dx_b)^2`` (in 1/mm^2 x mm^2 = 1/mm)."""
+
+    def forward(self, field: torch.Tensor, spacing) -> torch.Tensor:
+        first = spatial_gradient(field, spacing)
+        total = 0.0
+        for a, da in enumerate(first):
+            second = spatial_gradient(da, spacing)
+            for b, dab in enumerate(second):
+                # mixed terms appear twice in the sum over (a, b); compute them once, weight 2
+                if b < a:
+                    continue
+                total = total + (1.0 if a == b else 2.0) * (dab ** 2).sum(dim=1)
+        return total.mean()
+
+
+REGULARISERS = {"tv": TotalVariation, "diffusion": Diffusion, "bending": BendingEnergy}

@@ -1,0 +1,230 @@
+"""The registrar interface every method implements, its result, and the registry of method names.
+
+A registrar is built from typed options and has one entry point::
+
+    result = create_registrar("bspline", {"iterations": (50, 50, 20)}).register(
+        fixed, moving, device="auto", progress=callback, cancel=token)
+
+``register`` validates the pair, checks memory, runs the method, and returns a
+:class:`RegistrationResult` with the pull field on the fixed grid (LPS mm), the moving image warped
+onto the fixed grid, per-step records (methods that work in steps), the number of parameters that
+describe the transformation and wall times per stage.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+import typing
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Optional
+
+import numpy as np
+import torch
+
+from learnreg.device import check_memory, resolve_device
+from learnreg.errors import InputError
+from learnreg.field import DisplacementField
+from learnreg.image import Image, check_pair, normalise
+from learnreg.progress import CancelToken, Progress, ProgressCallback
+from learnreg.warp import Warper
+
+
+@dataclass
+class StepRecord:
+    """One step of a stepwise method: its index, the image loss after it, and its parameters."""
+
+    index: int
+    loss: float
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class MethodOutput:
+    """What a method's :meth:`Registrar.run` hands back to :meth:`Registrar.register`."""
+
+    field: torch.Tensor  # (1, ndim, *spatial) in mm along the fixed grid axes, pull direction
+    parameter_count: int
+    steps: list[StepRecord] = field(default_factory=list)
+    loss_history: list[float] = field(default_factory=list)
+    stage_times: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class RegistrationResult:
+    """The outcome of one registration.
+
+    Attributes:
+        method: registered method name.
+        field: pull displacement field on the fixed grid (LPS mm).
+        warped: the moving image (original intensities) resampled on the fixed grid through ``field``.
+        parameter_count: number of parameters that describe the transformation.
+        timings: wall time in seconds per stage (``preprocess``, method stages, ``warp``, ``total``).
+        device: torch device the method ran on.
+        steps: per-step records for stepwise methods (empty otherwise).
+        loss_history: image loss per iteration for iterative methods.
+        options: the options used, as a plain dict.
+    """
+
+    method: str
+    field: DisplacementField
+    warped: Image
+    parameter_count: int
+    timings: dict[str, float]
+    device: str
+    steps: list[StepRecord] = dataclasses.field(default_factory=list)
+    loss_history: list[float] = dataclasses.field(default_factory=list)
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+
+# ----------------------------------------------------------------- options
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), name)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value) if np.iterable(value) else [value]
+        return tuple(_coerce(v, args[0], name) for v in items if not (isinstance(v, str) and not v.strip()))
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if annotation in (int, float, str):
+            return annotation(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise InputError(f"option {name}={value!r} is not a valid {annotation.__name__}") from None
+    return value
+
+
+def parse_options(options_type: type, values: Optional[dict] = None):
+    """Build an options dataclass from a dict of (possibly string) values, with clear errors."""
+    if values is None:
+        return options_type()
+    if isinstance(values, options_type):
+        return values
+    hints = typing.get_type_hints(options_type)
+    names = [f.name for f in dataclasses.fields(options_type)]
+    kwargs = {}
+    for key, value in values.items():
+        key_norm = key.replace("-", "_")
+        if key_norm not in names:
+            raise InputError(f"unknown option {key!r} for this method; valid options: {', '.join(names)}")
+        kwargs[key_norm] = _coerce(value, hints[key_norm], key)
+    opts = options_type(**kwargs)
+    validate = getattr(opts, "validate", None)
+    if validate is not None:
+        validate()
+    return opts
+
+
+# ----------------------------------------------------------------- registrar
+class Registrar(ABC):
+    """Base class of every registration method.
+
+    Subclasses set ``name``, ``description`` and ``Options`` (a dataclass), and implement :meth:`run`
+    (and :meth:`bytes_per_voxel` when their memory needs differ from the default).
+    """
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    Options: ClassVar[type]
+
+    def __init__(self, options: Any = None) -> None:
+        self.options = parse_options(self.Options, options)
+
+    #: rough peak memory per fixed voxel, used to refuse volumes that cannot fit
+    bytes_per_voxel: ClassVar[int] = 400
+
+    def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
+        """Peak memory estimate for registering this pair (bytes)."""
+        return self.bytes_per_voxel * fixed.grid.num_voxels + 16 * moving.grid.num_voxels
+
+    @abstractmethod
+    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+        """Register intensity-normalised images; return the field in the fixed grid's axis frame."""
+
+    def register(self, fixed: Image, moving: Image, *, device: str = "auto",
+                 progress: Optional[ProgressCallback] = None,
+                 cancel: Optional[CancelToken] = None) -> RegistrationResult:
+        """Register ``moving`` to ``fixed``; see :class:`RegistrationResult`.
+
+        Raises:
+            InputError: the images cannot be registered (the message says why and what to do).
+            ResourceError: the device lacks memory or is unavailable.
+            RegistrationCancelled: ``cancel`` was set while running.
+        """
+        check_pair(fixed, moving)
+        dev = resolve_device(device)
+        check_memory(self.estimate_memory_bytes(fixed, moving), dev, f"registering with {self.name}", fixed.grid.size)
+        reporter = Progress(progress, cancel)
+        timings: dict[str, float] = {}
+        t_start = time.perf_counter()
+        normalisation = getattr(self.options, "normalisation", "percentile")
+        fixed_n, moving_n = normalise(fixed, normalisation), normalise(moving, normalisation)
+        timings["preprocess"] = time.perf_counter() - t_start
+        reporter.report(0.0, f"{self.name}: starting on {dev.type}")
+
+        t0 = time.perf_counter()
+        output = self.run(fixed_n, moving_n, dev, reporter.span(0.0, 0.97))
+        timings.update(output.stage_times)
+        timings["register"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            warper = Warper(fixed.grid, moving.grid).to(dev)
+            moving_t = torch.from_numpy(moving.spatial_array())[None, None].to(dev)
+            warped = warper(moving_t, output.field.to(dev))[0, 0].cpu().numpy()
+        if fixed.ndim == 2:
+            warped = warped[None]
+        result_field = DisplacementField.from_axis_tensor(output.field, fixed.grid)
+        timings["warp"] = time.perf_counter() - t0
+        timings["total"] = time.perf_counter() - t_start
+        reporter.report(1.0, f"{self.name}: done in {timings['total']:.1f} s")
+        return RegistrationResult(
+            method=self.name,
+            field=result_field,
+            warped=Image(warped, fixed.grid),
+            parameter_count=int(output.parameter_count),
+            timings=timings,
+            device=str(dev),
+            steps=output.steps,
+            loss_history=output.loss_history,
+            options=dataclasses.asdict(self.options),
+        )
+
+
+# ----------------------------------------------------------------- registry
+_REGISTRY: dict[str, type[Registrar]] = {}
+
+
+def register_method(cls: type[Registrar]) -> type[Registrar]:
+    """Class decorator adding a registrar to the registry under ``cls.name``."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _load_builtin_methods() -> None:
+    import learnreg.classical  # noqa: F401  (registers affine, bspline, ddf)
+
+
+def available_methods() -> dict[str, type[Registrar]]:
+    """Method name -> registrar class, for every installed method."""
+    _load_builtin_methods()
+    return dict(sorted(_REGISTRY.items()))
+
+
+def create_registrar(name: str, options: Any = None) -> Registrar:
+    """Instantiate a registrar by method name with options (dict of values or the Options dataclass)."""
+    methods = available_methods()
+    if name not in methods:
+        raise InputError(f"unknown method {name!r}; available: {', '.join(methods)} (see 'learnreg methods')")
+    return methods[name](options)

@@ -1,0 +1,159 @@
+"""Transformation models as small torch modules (AirLab style): each produces a pull displacement field.
+
+Every model evaluates to a field ``(1, ndim, *spatial)`` in mm along the axes of its current grid,
+components ordered ``(i, j[, k])``. :meth:`set_grid` moves a model to another grid over the same field
+of view (a pyramid level) without changing the transformation it describes, except the dense model,
+which is resampled.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from learnreg.image import Grid
+from learnreg.warp import axis_coordinate_tensor
+
+
+class AffineTransformation(torch.nn.Module):
+    """``u(x) = (A - I)(x - c) + t`` in the grid's axis frame (mm), about the grid centre ``c``.
+
+    Args:
+        grid: the grid to evaluate on.
+        initial_translation: ``t`` at the start, mm along the grid axes (e.g. aligning image centres).
+        translation_scale: mm per unit of the translation parameter, so matrix and translation take
+            steps of similar size under one learning rate.
+    """
+
+    def __init__(self, grid: Grid, initial_translation=None, translation_scale: float = 10.0) -> None:
+        super().__init__()
+        nd = grid.ndim
+        self.translation_scale = float(translation_scale)
+        self.matrix_offset = torch.nn.Parameter(torch.zeros(nd, nd))  # A - I
+        t0 = torch.zeros(nd) if initial_translation is None else torch.as_tensor(initial_translation, dtype=torch.float32)
+        self.translation = torch.nn.Parameter(t0 / self.translation_scale)
+        self.set_grid(grid)
+
+    def set_grid(self, grid: Grid) -> None:
+        device = self.matrix_offset.device
+        coords = axis_coordinate_tensor(grid, device=device)
+        centre = torch.as_tensor(grid.extent_mm[: grid.ndim] / 2, dtype=torch.float32, device=device)
+        self.register_buffer("centred", coords - centre.view(-1, *[1] * grid.ndim), persistent=False)
+
+    @property
+    def parameter_count(self) -> int:
+        return self.matrix_offset.numel() + self.translation.numel()
+
+    def matrix(self) -> torch.Tensor:
+        """The linear part ``A`` (ndim x ndim) in the axis frame."""
+        return self.matrix_offset + torch.eye(self.matrix_offset.shape[0], device=self.matrix_offset.device)
+
+    def forward(self) -> torch.Tensor:
+        nd = self.matrix_offset.shape[0]
+        linear = torch.einsum("ab,b...->a...", self.matrix_offset, self.centred)
+        t = (self.translation * self.translation_scale).view(-1, *[1] * nd)
+        return (linear + t).unsqueeze(0)
+
+
+def cubic_bspline_weights(f: torch.Tensor) -> torch.Tensor:
+    """The four uniform cubic B-spline weights for fractional positions ``f`` in [0, 1): ``(..., 4)``."""
+    f2, f3 = f * f, f * f * f
+    return torch.stack([(1 - f) ** 3 / 6, (3 * f3 - 6 * f2 + 4) / 6, (-3 * f3 + 3 * f2 + 3 * f + 1) / 6, f3 / 6],
+                       dim=-1)
+
+
+def bspline_basis_matrix(positions_mm: np.ndarray, spacing_mm: float, count: int) -> torch.Tensor:
+    """``(len(positions), count)`` matrix of cubic B-spline weights; control point m sits at ``(m-1) h``."""
+    t = torch.as_tensor(positions_mm, dtype=torch.float64) / spacing_mm
+    base = torch.floor(t).clamp(0, count - 4)
+    weights = cubic_bspline_weights(t - base)
+    basis = torch.zeros(len(positions_mm), count, dtype=torch.float64)
+    rows = torch.arange(len(positions_mm))
+    for o in range(4):
+        basis[rows, base.long() + o] = weights[:, o]
+    return basis
+
+
+def control_point_count(extent_mm: float, spacing_mm: float) -> int:
+    """Control points needed along an axis of the given extent (covering it with cubic support)."""
+    return int(math.floor(extent_mm / spacing_mm + 1e-9)) + 4
+
+
+class BSplineTransformation(torch.nn.Module):
+    """Cubic B-spline free-form deformation with control points every ``control_spacing_mm``.
+
+    Control points are placed in the grid's axis frame (mm from the first voxel), so the same
+    coefficients describe the same deformation on every pyramid level. The dense field is evaluated
+    separably: one basis matrix per axis.
+
+    Args:
+        grid: the grid to evaluate on.
+        control_spacing_mm: distance between control points along each active axis ``(i, j[, k])``.
+    """
+
+    def __init__(self, grid: Grid, control_spacing_mm) -> None:
+        super().__init__()
+        nd = grid.ndim
+        spacing = np.broadcast_to(np.asarray(control_spacing_mm, dtype=float), (nd,))
+        self.control_spacing_mm = tuple(float(s) for s in spacing)
+        self.counts = tuple(control_point_count(grid.extent_mm[a], spacing[a]) for a in range(nd))
+        self.coefficients = torch.nn.Parameter(torch.zeros(nd, *reversed(self.counts)))
+        self.set_grid(grid)
+
+    def set_grid(self, grid: Grid) -> None:
+        device = self.coefficients.device
+        for a, positions in enumerate(grid.axis_coordinates()):
+            basis = bspline_basis_matrix(positions, self.control_spacing_mm[a], self.counts[a])
+            self.register_buffer(f"basis_{a}", basis.float().to(device), persistent=False)
+
+    @property
+    def parameter_count(self) -> int:
+        return self.coefficients.numel()
+
+    def bases(self) -> list[torch.Tensor]:
+        return [getattr(self, f"basis_{a}") for a in range(self.coefficients.shape[0])]
+
+    def forward(self) -> torch.Tensor:
+        return evaluate_separable(self.coefficients, self.bases()).unsqueeze(0)
+
+    def fit(self, field: torch.Tensor) -> None:
+        """Set the coefficients to the least-squares fit of a field ``(1, ndim, *spatial)`` on the current grid."""
+        pinvs = [torch.linalg.pinv(b.double()).float() for b in self.bases()]
+        with torch.no_grad():
+            self.coefficients.copy_(evaluate_separable(field[0], pinvs))
+
+
+def evaluate_separable(values: torch.Tensor, matrices: list[torch.Tensor]) -> torch.Tensor:
+    """Apply one matrix per axis to ``(C, *spatial)`` values; ``matrices[a]`` acts on axis ``a`` (i first)."""
+    out = values
+    nd = len(matrices)
+    for a, m in enumerate(matrices):
+        dim = nd - a  # axis i is the last dim of (C, *spatial)
+        out = torch.tensordot(out, m, dims=([dim], [1])).movedim(-1, dim)
+    return out
+
+
+class DenseTransformation(torch.nn.Module):
+    """A displacement per voxel (the DeepReg tutorial's DDF); resampled when moved to another grid."""
+
+    def __init__(self, grid: Grid) -> None:
+        super().__init__()
+        self.displacement = torch.nn.Parameter(torch.zeros(1, grid.ndim, *grid.spatial_shape))
+
+    def set_grid(self, grid: Grid) -> None:
+        if tuple(self.displacement.shape[2:]) == tuple(grid.spatial_shape):
+            return
+        mode = "trilinear" if grid.ndim == 3 else "bilinear"
+        with torch.no_grad():
+            resized = F.interpolate(self.displacement.data, size=grid.spatial_shape, mode=mode, align_corners=True)
+        self.displacement = torch.nn.Parameter(resized)
+
+    @property
+    def parameter_count(self) -> int:
+        return self.displacement.numel()
+
+    def forward(self) -> torch.Tensor:
+        return self.displacement
