@@ -1,0 +1,127 @@
+"""The ``learnreg`` command line: ``register``, ``methods`` and ``demo``.
+
+Errors a user can cause print one line ``learnreg: error: ...`` and exit with code 2; nothing is
+written to the output folder then.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Optional, Sequence
+
+from learnreg.device import DEVICE_CHOICES
+from learnreg.errors import LearnRegError, RegistrationCancelled
+from learnreg.progress import CancelToken, TerminalProgressBar
+
+
+def _parse_options(pairs: Sequence[str]) -> dict:
+    options = {}
+    for pair in pairs or ():
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise LearnRegError(f"option {pair!r} must look like key=value (e.g. -o iterations=50,50,20)")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="torch device (default: auto)")
+    parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
+                        help="a method option, repeatable (see 'learnreg methods --verbose')")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="learnreg", description="Deformable image registration in physical space.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    reg = sub.add_parser("register", help="register a moving image to a fixed image")
+    reg.add_argument("--fixed", required=True, help="fixed image (NIfTI, NRRD, MHA)")
+    reg.add_argument("--moving", required=True, help="moving image (NIfTI, NRRD, MHA)")
+    reg.add_argument("--method", default="bspline", help="registration method (see 'learnreg methods')")
+    reg.add_argument("--out", required=True, help="output folder for warped.nii.gz, transform.h5, report.json")
+    reg.add_argument("--fixed-landmarks", help="fixed landmarks (.mrk.json, .fcsv, .csv)")
+    reg.add_argument("--moving-landmarks", help="moving landmarks (.mrk.json, .fcsv, .csv)")
+    _add_common(reg)
+
+    methods = sub.add_parser("methods", help="list the registration methods")
+    methods.add_argument("--verbose", action="store_true", help="also list each method's options and defaults")
+
+    demo = sub.add_parser("demo", help="register the bundled sample pairs and write results with PNG overviews")
+    demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
+    demo.add_argument("--method", default="bspline", help="registration method (default: bspline)")
+    demo.add_argument("--pairs", nargs="*", help="sample pairs to run (default: all)")
+    _add_common(demo)
+    return parser
+
+
+def _print_methods(verbose: bool) -> None:
+    import dataclasses
+
+    from learnreg.registration import available_methods
+
+    for name, cls in available_methods().items():
+        print(f"{name:12s} {cls.description}")
+        if verbose:
+            for f in dataclasses.fields(cls.Options):
+                print(f"{'':14s}{f.name} = {f.default!r}")
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.command == "methods":
+        _print_methods(args.verbose)
+        return 0
+    options = _parse_options(args.option)
+    bar = None if args.quiet else TerminalProgressBar()
+    cancel = CancelToken()
+    signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
+    try:
+        if args.command == "register":
+            from learnreg.pipeline import register_files
+
+            run = register_files(args.fixed, args.moving, args.method, args.out, fixed_landmarks=args.fixed_landmarks,
+                                 moving_landmarks=args.moving_landmarks, device=args.device, options=options,
+                                 progress=bar, cancel=cancel)
+            if bar:
+                bar.close()
+            _summarise(run.report, Path(args.out))
+        else:
+            from learnreg.demo import run_demo
+
+            for run, folder in run_demo(Path(args.out), args.method, args.pairs, args.device, options, bar, cancel):
+                if bar:
+                    bar.close()
+                _summarise(run.report, folder)
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return 0
+
+
+def _summarise(report: dict, folder: Path) -> None:
+    line = f"{report['method']} on {report['device']}: {report['timings_s']['total']:.2f} s, " \
+           f"{report['parameter_count']} transformation parameters"
+    if "tre_mm" in report:
+        line += f", mean TRE {report['tre_mm']['before']['mean']:.2f} -> {report['tre_mm']['after']['mean']:.2f} mm"
+    line += f", det J <= 0 on {report['folding']['percent_nonpositive_jacobian']:.3f} % of voxels"
+    print(line)
+    print(f"  results in {folder}/")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return _run(args)
+    except RegistrationCancelled:
+        print("\nlearnreg: cancelled; nothing was written", file=sys.stderr)
+        return 130
+    except LearnRegError as exc:
+        print(f"\nlearnreg: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

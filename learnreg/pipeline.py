@@ -1,0 +1,165 @@
+"""Register two image files and write the results: what ``learnreg register`` and ``learnreg demo`` run.
+
+Everything a user can get wrong (files, images, landmarks, options, memory) is checked before anything
+is written; results are written into a hidden temporary folder beside the output folder and moved in
+only when all of them are complete, so the output folder gets every file or none.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from learnreg import __version__
+from learnreg.device import check_memory, resolve_device
+from learnreg.errors import InputError
+from learnreg.image import Image, check_pair, load_image, save_image
+from learnreg.landmarks import Landmarks, match_pairs, read_landmarks
+from learnreg.metrics import folding, tre
+from learnreg.progress import CancelToken, ProgressCallback
+from learnreg.registration import RegistrationResult, create_registrar
+
+TRANSFORM_CONVENTION = (
+    "ITK DisplacementFieldTransform in LPS mm, resampling direction: TransformPoint(fixed point) gives the "
+    "corresponding moving point; Resample(moving, fixed, transform) reproduces warped.nii.gz"
+)
+
+
+@dataclass
+class LandmarkPairs:
+    """Matched landmark pairs in LPS mm."""
+
+    fixed: np.ndarray
+    moving: np.ndarray
+    labels: tuple[str, ...]
+
+
+@dataclass
+class RegistrationRun:
+    """A finished file-level registration: the report written, the result, and the inputs it used."""
+
+    report: dict
+    result: RegistrationResult
+    fixed: Image
+    moving: Image
+    landmarks: Optional[LandmarkPairs]
+
+
+def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) -> Optional[LandmarkPairs]:
+    """Read, match and check landmark files (both or neither must be given)."""
+    if fixed_path is None and moving_path is None:
+        return None
+    if fixed_path is None or moving_path is None:
+        raise InputError("give both --fixed-landmarks and --moving-landmarks, or neither")
+    fixed_points, moving_points, labels = match_pairs(read_landmarks(fixed_path), read_landmarks(moving_path))
+    check_landmarks_inside(Landmarks(fixed_points, labels), fixed, "fixed")
+    check_landmarks_inside(Landmarks(moving_points, labels), moving, "moving")
+    return LandmarkPairs(fixed_points, moving_points, labels)
+
+
+def check_landmarks_inside(landmarks: Landmarks, image: Image, role: str) -> None:
+    """Raise :class:`InputError` naming the landmarks that lie outside ``image``."""
+    outside = ~image.grid.contains(landmarks.points)
+    if outside.any():
+        names = ", ".join(np.asarray(landmarks.labels)[outside][:5])
+        raise InputError(
+            f"{int(outside.sum())} {role} landmark(s) lie outside the {role} image ({names}); check the landmark "
+            "file's coordinate system (LPS or RAS) and that it belongs to this image"
+        )
+
+
+def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Image, moving: Image,
+                 landmarks: Optional[LandmarkPairs], timings: dict) -> dict:
+    """The content of ``report.json``."""
+    report = {
+        "learnreg_version": __version__,
+        "method": result.method,
+        "options": result.options,
+        "device": result.device,
+        "fixed": {"path": str(fixed_path), **fixed.grid.describe()},
+        "moving": {"path": str(moving_path), **moving.grid.describe()},
+        "parameter_count": result.parameter_count,
+        "timings_s": {k: round(v, 4) for k, v in timings.items()},
+        "folding": folding(result.field),
+        "outputs": {"warped": "warped.nii.gz", "transform": "transform.h5", "report": "report.json"},
+        "transform_convention": TRANSFORM_CONVENTION,
+    }
+    if landmarks is not None:
+        report["tre_mm"] = {
+            "labels": list(landmarks.labels),
+            "before": tre(landmarks.fixed, landmarks.moving),
+            "after": tre(landmarks.fixed, landmarks.moving, result.field),
+            "landmarks_snapped_to_voxels": False,
+        }
+    return report
+
+
+def write_outputs_atomically(out_dir: Path, writers: dict) -> None:
+    """Run ``writers[name](path)`` for every output file into a temporary folder, then move them all in."""
+    out_dir = Path(out_dir)
+    parent = out_dir.resolve().parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=parent))
+    try:
+        for name, write in writers.items():
+            write(staging / name)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in writers:
+            os.replace(staging / name, out_dir / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_output_dir(out_dir: Path) -> None:
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"output path {out_dir} exists and is not a folder; choose another --out")
+
+
+def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landmarks=None, moving_landmarks=None,
+                   device: str = "auto", options: Optional[dict] = None, progress: Optional[ProgressCallback] = None,
+                   cancel: Optional[CancelToken] = None, extra_outputs: Optional[dict] = None) -> RegistrationRun:
+    """Register ``moving_path`` to ``fixed_path`` with ``method`` and write into ``out_dir``:
+    ``warped.nii.gz``, ``transform.h5``, ``report.json`` (plus ``extra_outputs``: file name -> writer
+    taking ``(path, run)``).
+    """
+    t_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    check_output_dir(out_dir)
+    registrar = create_registrar(method, options)
+    fixed = load_image(fixed_path, "fixed image")
+    moving = load_image(moving_path, "moving image")
+    check_pair(fixed, moving)
+    landmarks = load_landmark_pairs(fixed_landmarks, moving_landmarks, fixed, moving)
+    dev = resolve_device(device)
+    check_memory(registrar.estimate_memory_bytes(fixed, moving), dev, f"registering with {method}", fixed.grid.size)
+    timings = {"load": time.perf_counter() - t_start}
+
+    result = registrar.register(fixed, moving, device=str(dev), progress=progress, cancel=cancel)
+    timings.update(result.timings)
+    report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings)
+
+    t_write = time.perf_counter()
+    writers = {
+        "warped.nii.gz": lambda p: save_image(result.warped, p),
+        "transform.h5": lambda p: result.field.save(p),
+    }
+    run = RegistrationRun(report, result, fixed, moving, landmarks)
+    for name, write in (extra_outputs or {}).items():
+        writers[name] = (lambda w: lambda p: w(p, run))(write)
+
+    def write_report(path: Path) -> None:
+        report["timings_s"]["write"] = round(time.perf_counter() - t_write, 4)
+        report["timings_s"]["wall"] = round(time.perf_counter() - t_start, 4)
+        path.write_text(json.dumps(report, indent=2))
+
+    writers["report.json"] = write_report
+    write_outputs_atomically(out_dir, writers)
+    return run
