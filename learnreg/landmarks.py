@@ -157,6 +157,10 @@ def read_landmarks(path) -> Landmarks:
     raise InputError(f"{path.name}: landmarks must be .mrk.json, .fcsv or .csv")
 
 
+def _xyz(point) -> str:
+    return ",".join(repr(float(v)) for v in point)
+
+
 def write_landmarks(landmarks: Landmarks, path, coordinate_system: str = "LPS") -> None:
     """Write landmarks as ``.mrk.json``, ``.fcsv`` or ``.csv`` in the given coordinate system."""
     path = Path(path)
@@ -182,12 +186,12 @@ def write_landmarks(landmarks: Landmarks, path, coordinate_system: str = "LPS") 
     elif name.endswith(".fcsv"):
         lines = ["# Markups fiducial file version = 4.11", f"# CoordinateSystem = {system}",
                  "# columns = id,x,y,z,ow,ox,oy,oz,vis,sel,lock,label,desc,associatedNodeID"]
-        lines += [f"{i + 1},{p[0]!r},{p[1]!r},{p[2]!r},0,0,0,1,1,1,0,{label},," for i, (label, p)
+        lines += [f"{i + 1},{_xyz(p)},0,0,0,1,1,1,0,{label},," for i, (label, p)
                   in enumerate(zip(landmarks.labels, points))]
         path.write_text("\n".join(lines) + "\n")
     elif name.endswith(".csv"):
         lines = [f"# CoordinateSystem = {system}", "label,x,y,z"]
-        lines += [f"{label},{p[0]!r},{p[1]!r},{p[2]!r}" for label, p in zip(landmarks.labels, points)]
+        lines += [f"{label},{_xyz(p)}" for label, p in zip(landmarks.labels, points)]
         path.write_text("\n".join(lines) + "\n")
     else:
         raise InputError(f"{path.name}: landmarks must be written as .mrk.json, .fcsv or .csv")
