@@ -1,7 +1,7 @@
 """Register two image files and write the results: what ``learnreg register`` and ``learnreg demo`` run.
 
-Everything a user can get wrong (files, images, landmarks, options, memory) is checked before anything
-is written; results are written into a hidden temporary folder beside the output folder and moved in
+Everything a user can get wrong (files, images, landmarks, options, memory) is checked before the
+registration runs, and nothing is written before it has finished; results are written into a hidden temporary folder beside the output folder and moved in
 only when all of them are complete, so the output folder gets every file or none.
 """
 
@@ -19,9 +19,8 @@ from typing import Optional
 import numpy as np
 
 from learnreg import __version__
-from learnreg.device import check_memory, resolve_device
 from learnreg.errors import InputError
-from learnreg.image import Image, check_pair, load_image, save_image
+from learnreg.image import Image, load_image, save_image
 from learnreg.landmarks import Landmarks, match_pairs, read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.progress import CancelToken, ProgressCallback
@@ -136,13 +135,11 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     registrar = create_registrar(method, options)
     fixed = load_image(fixed_path, "fixed image")
     moving = load_image(moving_path, "moving image")
-    check_pair(fixed, moving)
     landmarks = load_landmark_pairs(fixed_landmarks, moving_landmarks, fixed, moving)
-    dev = resolve_device(device)
-    check_memory(registrar.estimate_memory_bytes(fixed, moving), dev, f"registering with {method}", fixed.grid.size)
     timings = {"load": time.perf_counter() - t_start}
 
-    result = registrar.register(fixed, moving, device=str(dev), progress=progress, cancel=cancel)
+    # register() checks the pair, the device and its memory before any work; nothing is written before
+    result = registrar.register(fixed, moving, device=device, progress=progress, cancel=cancel)
     timings.update(result.timings)
     report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings)
 

@@ -1,0 +1,116 @@
+"""Benchmark harness: run registrars and peers on the same cases, measure, write JSON and a markdown table.
+
+A *case* is a fixed/moving pair with optional exact landmark pairs and label maps. A *runner* maps
+``(fixed, moving)`` to ``(field, parameter_count)``; its wall time is measured here. Every method sees
+the same inputs in the same run, so ratios between them are fair.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from learnreg.field import DisplacementField
+from learnreg.image import Image
+from learnreg.metrics import dice_per_label, folding, surface_distances, tre
+from learnreg.registration import create_registrar
+from learnreg.warp import resample_to_grid
+
+Runner = Callable[[Image, Image], tuple[DisplacementField, int]]
+
+
+@dataclass
+class Case:
+    name: str
+    fixed: Image
+    moving: Image
+    fixed_points: Optional[np.ndarray] = None
+    moving_points: Optional[np.ndarray] = None
+    fixed_labels: Optional[Image] = None
+    moving_labels: Optional[Image] = None
+
+
+def learnreg_runner(method: str, options: Optional[dict] = None, device: str = "cpu") -> Runner:
+    def run(fixed: Image, moving: Image):
+        result = create_registrar(method, options).register(fixed, moving, device=device)
+        return result.field, result.parameter_count
+    return run
+
+
+def evaluate(case: Case, field: DisplacementField) -> dict:
+    metrics = {**{k: v for k, v in folding(field).items() if k in ("percent_nonpositive_jacobian", "sd_log_jacobian")}}
+    if case.fixed_points is not None:
+        before, after = tre(case.fixed_points, case.moving_points), tre(case.fixed_points, case.moving_points, field)
+        metrics.update(tre_before_mean=before["mean"], tre_mean=after["mean"], tre_p95=after["p95"])
+    if case.fixed_labels is not None:
+        warped = resample_to_grid(case.moving_labels, case.fixed.grid, field.to_axis_tensor(), nearest=True)
+        dice = dice_per_label(case.fixed_labels.array, warped.array)
+        metrics["dice_mean"] = float(np.nanmean(list(dice.values())))
+        metrics["dice_per_label"] = dice
+        surf = surface_distances(case.fixed_labels.array, warped.array, case.fixed.grid.spacing)
+        metrics["hd95_mean"] = float(np.nanmean([v["hd95"] for v in surf.values()]))
+    return metrics
+
+
+def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print) -> list[dict]:
+    rows = []
+    for case in cases:
+        identity = DisplacementField.identity(case.fixed.grid)
+        rows.append({"case": case.name, "method": "identity", "seconds": 0.0, "parameters": 0,
+                     **evaluate(case, identity)})
+        for name, runner in runners.items():
+            t0 = time.perf_counter()
+            field, parameters = runner(case.fixed, case.moving)
+            seconds = time.perf_counter() - t0
+            row = {"case": case.name, "method": name, "seconds": seconds, "parameters": parameters,
+                   **evaluate(case, field)}
+            rows.append(row)
+            log(f"{case.name:14s} {name:14s} {seconds:7.2f} s  " + "  ".join(
+                f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+    return rows
+
+
+def environment() -> dict:
+    return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
+            "processor": platform.processor() or "unknown", "cpu_threads": torch.get_num_threads(),
+            "date": time.strftime("%Y-%m-%d")}
+
+
+def _fmt(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}" if abs(value) < 100 else f"{value:.0f}"
+    return str(value)
+
+
+def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, reference: str, notes: str = "") -> None:
+    """``<stem>.json`` with every row and the environment, ``<stem>.md`` with per-case rows and a summary
+    per method (means over cases, time ratio to ``reference``)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    (out_dir / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2, default=float))
+    columns = ["tre_before_mean", "tre_mean", "tre_p95", "dice_mean", "hd95_mean", "percent_nonpositive_jacobian",
+               "sd_log_jacobian", "seconds", "parameters"]
+    present = [c for c in columns if any(c in r for r in rows)]
+    lines = [f"# {title}", "", f"Environment: {env}", "", notes, "", "## Per case", "",
+             "| case | method | " + " | ".join(present) + " |", "|---|---|" + "---|" * len(present)]
+    for r in rows:
+        lines.append(f"| {r['case']} | {r['method']} | " + " | ".join(_fmt(r.get(c)) for c in present) + " |")
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    ref_time = {r["case"]: r["seconds"] for r in rows if r["method"] == reference}
+    lines += ["", f"## Summary (mean over cases; time ratio = method time / {reference} time)", "",
+              "| method | " + " | ".join(present) + " | time ratio |", "|---|" + "---|" * (len(present) + 1)]
+    for m in methods:
+        sel = [r for r in rows if r["method"] == m]
+        means = [float(np.nanmean([r.get(c, np.nan) for r in sel])) for c in present]
+        ratios = [r["seconds"] / ref_time[r["case"]] for r in sel if ref_time.get(r["case"])]
+        lines.append(f"| {m} | " + " | ".join(_fmt(v) for v in means) + f" | {_fmt(float(np.mean(ratios))) if ratios and m != 'identity' else '–'} |")
+    (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")

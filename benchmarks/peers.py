@@ -1,0 +1,72 @@
+"""Peer registration methods run beside learnreg's in the same benchmark run: SimpleITK B-spline and
+Demons. Each takes learnreg images and returns a pull field on the fixed grid, like a registrar."""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from learnreg.field import DisplacementField, field_from_transform
+from learnreg.image import Image, normalise_percentile
+from learnreg.warp import resample_to_grid
+
+
+def _to_sitk(image: Image):
+    """Normalised float image; a single-slice image becomes a true 2D SimpleITK image."""
+    out = image.with_array(normalise_percentile(image.array)).to_sitk()
+    return out[:, :, 0] if image.ndim == 2 else out
+
+
+def _field_on(fixed: Image, sitk_field) -> DisplacementField:
+    vectors = sitk.GetArrayFromImage(sitk_field).astype(np.float64)
+    if fixed.ndim == 2:
+        vectors = np.concatenate([vectors, np.zeros((*vectors.shape[:-1], 1))], axis=-1)[None]
+    return DisplacementField(vectors, fixed.grid)
+
+
+def sitk_bspline(fixed: Image, moving: Image, mesh_mm: float = 24.0, iterations: int = 100):
+    """SimpleITK B-spline: mean squares, LBFGSB, control mesh every ``mesh_mm``, image pyramid (shrink 4, 2, 1)."""
+    f, m = _to_sitk(fixed), _to_sitk(moving)
+    dim = f.GetDimension()
+    mesh = [max(1, int(round(f.GetSize()[a] * f.GetSpacing()[a] / mesh_mm))) for a in range(dim)]
+    initial = sitk.BSplineTransformInitializer(f, mesh)
+    reg = sitk.ImageRegistrationMethod()
+    reg.SetMetricAsMeanSquares()
+    reg.SetInterpolator(sitk.sitkLinear)
+    reg.SetOptimizerAsLBFGSB(gradientConvergenceTolerance=1e-5, numberOfIterations=iterations,
+                             maximumNumberOfCorrections=5, maximumNumberOfFunctionEvaluations=1000)
+    reg.SetInitialTransform(initial, inPlace=True)
+    reg.SetShrinkFactorsPerLevel([4, 2, 1])
+    reg.SetSmoothingSigmasPerLevel([2, 1, 0])
+    transform = reg.Execute(f, m)
+    if fixed.ndim == 2:
+        to_field = sitk.TransformToDisplacementFieldFilter()
+        to_field.SetReferenceImage(f)
+        to_field.SetOutputPixelType(sitk.sitkVectorFloat64)
+        field = _field_on(fixed, to_field.Execute(transform))
+    else:
+        field = field_from_transform(transform, fixed.grid)
+    return field, int(transform.GetNumberOfParameters())
+
+
+def sitk_demons(fixed: Image, moving: Image, iterations: int = 100, sigma_voxels: float = 1.5):
+    """SimpleITK fast symmetric-forces Demons, multi-resolution (shrink 4, 2, 1), on the fixed grid."""
+    moving_on_fixed = resample_to_grid(moving, fixed.grid)
+    f, m = _to_sitk(fixed), _to_sitk(moving_on_fixed)
+    demons = sitk.FastSymmetricForcesDemonsRegistrationFilter()
+    demons.SetNumberOfIterations(iterations)
+    demons.SetStandardDeviations(sigma_voxels)
+    field = None
+    for shrink in (4, 2, 1):
+        fs = sitk.Shrink(f, [shrink] * f.GetDimension()) if shrink > 1 else f
+        ms = sitk.Shrink(m, [shrink] * m.GetDimension()) if shrink > 1 else m
+        if field is None:
+            init = sitk.Image(fs.GetSize(), sitk.sitkVectorFloat64, fs.GetDimension())
+            init.CopyInformation(fs)
+        else:
+            init = sitk.Resample(field, fs, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
+        field = demons.Execute(fs, ms, init)
+    return _field_on(fixed, field), int(fixed.grid.num_voxels * fixed.ndim)
+
+
+PEERS = {"sitk_bspline": sitk_bspline, "sitk_demons": sitk_demons}
