@@ -75,7 +75,6 @@ class Warper(torch.nn.Module):
 
     def sampling_grid(self, field: torch.Tensor | None) -> torch.Tensor:
         """Normalised sampling coordinates ``(B, *spatial, ndim)`` for ``grid_sample``."""
-        nd = self.fixed_grid.ndim
         coords = self.base_normalised.unsqueeze(0)
         if field is not None:
             coords = coords + torch.einsum("ab,nb...->na...", self.axis_to_normalised, field)
