@@ -36,7 +36,7 @@ def save_overview(path, fixed: Image, moving: Image, result: RegistrationResult,
     m = normalise_percentile(_slice(m_on_f.array, k))
     w = normalise_percentile(_slice(result.warped.array, k))
     aspect = grid.spacing[1] / grid.spacing[0]
-    fig, axes = plt.subplots(2, 3, figsize=(12, 8.6))
+    fig, axes = plt.subplots(2, 3, figsize=(12, 9.2))
     panels = [(f, "fixed", "gray"), (m, "moving (no registration)", "gray"), (w, f"warped ({result.method})", "gray"),
               (np.abs(f - m), "|fixed - moving| before", "magma"), (np.abs(f - w), "|fixed - warped| after", "magma")]
     for ax, (img, name, cmap) in zip(axes.ravel(), panels):
@@ -73,6 +73,6 @@ def save_overview(path, fixed: Image, moving: Image, result: RegistrationResult,
     ax.axis("off")
     slice_note = f", slice k={k}" if grid.ndim == 3 else ""
     fig.suptitle(title or f"{result.method}{slice_note}")
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 1, 0.96), h_pad=2.0)
     fig.savefig(Path(path), dpi=90)
     plt.close(fig)
