@@ -114,3 +114,10 @@ def test_folding_statistics():
     assert stats["min_jacobian"] == pytest.approx(1.2) and stats["sd_log_jacobian"] == pytest.approx(0.0, abs=1e-9)
     folded = DisplacementField.from_axis_tensor(_axis_field(grid, lambda c: torch.stack([-1.5 * c[0], 0 * c[1]])), grid)
     assert folding(folded)["percent_nonpositive_jacobian"] == 100.0
+
+
+def test_background_is_not_a_label():
+    fixed = np.array([[[0, 1, 1, 2]]])
+    warped = np.array([[[0, 1, 2, 2]]])
+    assert set(dice_per_label(fixed, warped)) == {1, 2}
+    assert set(surface_distances(fixed, warped, (1.0, 1.0, 1.0))) == {1, 2}

@@ -3,7 +3,6 @@ Demons. Each takes learnreg images and returns a pull field on the fixed grid, l
 
 from __future__ import annotations
 
-import numpy as np
 import SimpleITK as sitk
 
 from learnreg.field import DisplacementField, field_from_transform
@@ -18,10 +17,8 @@ def _to_sitk(image: Image):
 
 
 def _field_on(fixed: Image, sitk_field) -> DisplacementField:
-    vectors = sitk.GetArrayFromImage(sitk_field).astype(np.float64)
-    if fixed.ndim == 2:
-        vectors = np.concatenate([vectors, np.zeros((*vectors.shape[:-1], 1))], axis=-1)[None]
-    return DisplacementField(vectors, fixed.grid)
+    """A SimpleITK field (2D or 3D) placed on the fixed grid it was computed on."""
+    return DisplacementField(DisplacementField.from_sitk_image(sitk_field).vectors, fixed.grid)
 
 
 def sitk_bspline(fixed: Image, moving: Image, mesh_mm: float = 24.0, iterations: int = 100):

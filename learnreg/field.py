@@ -66,18 +66,19 @@ class DisplacementField:
         return torch.as_tensor(axis[..., :nd], dtype=dtype, device=device).movedim(-1, 0).unsqueeze(0).contiguous()
 
     # ----------------------------------------------------------------- evaluation
-    def at_points(self, points) -> np.ndarray:
-        """Linearly interpolated displacement (LPS mm) at LPS points ``(N, 3)``; zero outside the grid, as ITK."""
+    def _interpolate(self, points) -> np.ndarray:
+        """Linear interpolation of the field at LPS points ``(N, 3)``; outside, the nearest border value."""
         from scipy.ndimage import map_coordinates
 
+        coords = self.grid.physical_to_index(np.atleast_2d(np.asarray(points, dtype=float)))[:, ::-1].T
+        return np.stack([map_coordinates(self.vectors[..., c], coords, order=1, mode="nearest")
+                         for c in range(3)], axis=-1)
+
+    def at_points(self, points) -> np.ndarray:
+        """Linearly interpolated displacement (LPS mm) at LPS points ``(N, 3)``; zero outside the grid, as ITK."""
         points = np.atleast_2d(np.asarray(points, dtype=float))
-        idx = self.grid.physical_to_index(points)
-        inside = self.grid.contains(points, margin_voxels=0.0)
-        coords = idx[:, ::-1].T  # (k, j, i) rows for map_coordinates
-        out = np.zeros((len(points), 3))
-        for c in range(3):
-            out[:, c] = map_coordinates(self.vectors[..., c], coords, order=1, mode="nearest")
-        out[~inside] = 0.0
+        out = self._interpolate(points)
+        out[~self.grid.contains(points, margin_voxels=0.0)] = 0.0
         return out
 
     def transform_points(self, points) -> np.ndarray:
@@ -106,17 +107,8 @@ class DisplacementField:
             raise InputError("fields to compose must be on the same grid")
         points = self.grid.physical_points().reshape(-1, 3)
         b = then.vectors.reshape(-1, 3)
-        a_at = self.at_points_extrapolated(points + b)
+        a_at = self._interpolate(points + b)  # points pulled outside take the border value
         return DisplacementField((b + a_at).reshape(self.vectors.shape), self.grid)
-
-    def at_points_extrapolated(self, points) -> np.ndarray:
-        """Like :meth:`at_points`, but points outside take the nearest border value."""
-        from scipy.ndimage import map_coordinates
-
-        idx = self.grid.physical_to_index(np.atleast_2d(points))
-        coords = idx[:, ::-1].T
-        return np.stack([map_coordinates(self.vectors[..., c], coords, order=1, mode="nearest")
-                         for c in range(3)], axis=-1)
 
     # ----------------------------------------------------------------- ITK / files
     def to_sitk_image(self):

@@ -45,13 +45,17 @@ def tre(fixed_points, moving_points, field: DisplacementField | None = None) -> 
     return {**summarise_distances(errors), "per_landmark": [float(e) for e in errors]}
 
 
+def _label_values(fixed_labels: np.ndarray, warped_labels: np.ndarray, labels) -> list:
+    if labels is not None:
+        return list(labels)
+    return sorted((set(np.unique(fixed_labels)) | set(np.unique(warped_labels))) - {0})
+
+
 def dice_per_label(fixed_labels: np.ndarray, warped_labels: np.ndarray, labels=None) -> dict[int, float]:
     """Dice overlap of each label value (background 0 excluded unless listed)."""
     fixed_labels, warped_labels = np.asarray(fixed_labels), np.asarray(warped_labels)
-    if labels is None:
-        labels = sorted(set(np.unique(fixed_labels)) | set(np.unique(warped_labels)) - {0})
     out = {}
-    for value in labels:
+    for value in _label_values(fixed_labels, warped_labels, labels):
         a, b = fixed_labels == value, warped_labels == value
         total = a.sum() + b.sum()
         out[int(value)] = float(2.0 * np.logical_and(a, b).sum() / total) if total else float("nan")
@@ -77,8 +81,7 @@ def surface_distances(fixed_labels: np.ndarray, warped_labels: np.ndarray, spaci
     Labels absent from either image get NaN.
     """
     fixed_labels, warped_labels = np.asarray(fixed_labels), np.asarray(warped_labels)
-    if labels is None:
-        labels = sorted(set(np.unique(fixed_labels)) | set(np.unique(warped_labels)) - {0})
+    labels = _label_values(fixed_labels, warped_labels, labels)
     squeeze = fixed_labels.ndim == 3 and fixed_labels.shape[0] == 1
     spacing = tuple(reversed(spacing_ijk[:2])) if squeeze else tuple(reversed(spacing_ijk[:3]))
     out = {}
