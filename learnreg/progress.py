@@ -88,6 +88,8 @@ class TerminalProgressBar:
             self.stream.flush()
 
     def close(self) -> None:
+        """End the bar's line and restart its clock for the next task."""
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+        self._start = time.perf_counter()
