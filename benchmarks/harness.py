@@ -45,7 +45,8 @@ def learnreg_runner(method: str, options: Optional[dict] = None, device: str = "
 
 
 def evaluate(case: Case, field: DisplacementField) -> dict:
-    metrics = {**{k: v for k, v in folding(field).items() if k in ("percent_nonpositive_jacobian", "sd_log_jacobian")}}
+    fold = folding(field)
+    metrics = {k: fold[k] for k in ("percent_nonpositive_jacobian", "sd_log_jacobian")}
     if case.fixed_points is not None:
         before, after = tre(case.fixed_points, case.moving_points), tre(case.fixed_points, case.moving_points, field)
         metrics.update(tre_before_mean=before["mean"], tre_mean=after["mean"], tre_p95=after["p95"])

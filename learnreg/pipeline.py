@@ -1,8 +1,9 @@
 """Register two image files and write the results: what ``learnreg register`` and ``learnreg demo`` run.
 
 Everything a user can get wrong (files, images, landmarks, options, memory) is checked before the
-registration runs, and nothing is written before it has finished; results are written into a hidden temporary folder beside the output folder and moved in
-only when all of them are complete, so the output folder gets every file or none.
+registration runs, and nothing is written before it has finished. Results are written into a hidden
+temporary folder beside the output folder and moved in only when all of them are complete, so the
+output folder gets every file or none.
 """
 
 from __future__ import annotations
