@@ -33,11 +33,24 @@ from learnreg.warp import Warper
 
 @dataclass
 class StepRecord:
-    """One step of a stepwise method: its index, the image loss after it, and its parameters."""
+    """One step of a stepwise method (an R2N2 step, a pyramid level, ...).
+
+    Attributes:
+        index: step number, from 0.
+        loss: image loss after the step.
+        parameters: what the method chose in this step (named values, for reports and tables).
+        displacement: the displacement this step added (pull direction, LPS mm on the fixed grid), so that
+            the field after step ``n`` is the sum of the displacements of steps ``0..n``.
+        centre: LPS position (mm) of a local deformation's centre, for methods that deform locally.
+        extent_mm: radius (mm) of that local deformation.
+    """
 
     index: int
     loss: float
     parameters: dict[str, Any] = field(default_factory=dict)
+    displacement: Optional[DisplacementField] = None
+    centre: Optional[tuple[float, float, float]] = None
+    extent_mm: Optional[float] = None
 
 
 @dataclass

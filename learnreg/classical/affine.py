@@ -11,7 +11,6 @@ import torch
 from learnreg.classical.iterative import IterativeOptions, IterativeRegistrar, centre_alignment
 from learnreg.classical.pyramid import PyramidLevel
 from learnreg.image import Image
-from learnreg.progress import Progress
 from learnreg.registration import register_method
 from learnreg.transformations import AffineTransformation
 
@@ -49,7 +48,3 @@ class AffineRegistrar(IterativeRegistrar):
             return AffineTransformation(level.grid, centre_alignment(fixed, moving), translation_scale=max(scale, 1e-3))
         model.set_grid(level.grid)
         return model
-
-    def fit(self, fixed: Image, moving: Image, device: torch.device, progress: Progress):
-        """Fit the affine model alone (used as pre-alignment by the deformable methods)."""
-        return self.fit_levels(fixed, moving, device, progress)

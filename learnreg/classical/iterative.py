@@ -9,16 +9,18 @@ from typing import ClassVar, Optional
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from learnreg.classical.optimise import optimise_level
 from learnreg.classical.pyramid import PyramidLevel, build_pyramid
 from learnreg.errors import InputError
+from learnreg.field import DisplacementField
 from learnreg.image import Image
 from learnreg.losses import image_loss, regulariser
 from learnreg.losses.image import IMAGE_LOSSES
 from learnreg.losses.regularisers import REGULARISERS
 from learnreg.progress import Progress
-from learnreg.registration import MethodOutput, Registrar
+from learnreg.registration import MethodOutput, Registrar, StepRecord
 from learnreg.transformations import AffineTransformation
 
 
@@ -91,6 +93,26 @@ def centre_alignment(fixed: Image, moving: Image) -> np.ndarray:
     return (fixed.grid.direction_matrix.T @ shift_lps)[: fixed.ndim]
 
 
+def steps_from_snapshots(snapshots: list[dict], fixed: Image) -> list[StepRecord]:
+    """One :class:`StepRecord` per pyramid level (and the affine pre-alignment): what each level added.
+
+    Level fields are brought to the fixed grid by linear interpolation, exact at the first and last
+    voxel centres that every pyramid level keeps.
+    """
+    steps: list[StepRecord] = []
+    previous = None
+    for index, snap in enumerate(snapshots):
+        level_field = snap["field"]
+        mode = "trilinear" if fixed.ndim == 3 else "bilinear"
+        on_fixed = F.interpolate(level_field, size=fixed.grid.spatial_shape, mode=mode, align_corners=True)
+        added = on_fixed if previous is None else on_fixed - previous
+        previous = on_fixed
+        parameters = {k: v for k, v in snap.items() if k not in ("field", "loss")}
+        steps.append(StepRecord(index, float(snap["loss"]), parameters,
+                                DisplacementField.from_axis_tensor(added, fixed.grid)))
+    return steps
+
+
 class IterativeRegistrar(Registrar):
     """Pyramid, optional affine pre-alignment, one model refined level by level.
 
@@ -114,6 +136,7 @@ class IterativeRegistrar(Registrar):
         stage_times: dict[str, float] = {}
         history: list[float] = []
         base: Optional[AffineTransformation] = None
+        snapshots: list[dict] = []
         parameter_count = 0
         deform_progress = progress
         if getattr(opts, "initialise", "none") == "affine":
@@ -121,16 +144,19 @@ class IterativeRegistrar(Registrar):
 
             t0 = time.perf_counter()
             affine_registrar = AffineRegistrar({"image_loss": opts.image_loss, "lncc_window_mm": opts.lncc_window_mm})
-            base, affine_history = affine_registrar.fit(fixed, moving, device, progress.span(0.0, 0.25))
+            base, affine_history, affine_snapshots = affine_registrar.fit_levels(
+                fixed, moving, device, progress.span(0.0, 0.25))
             for p in base.parameters():
                 p.requires_grad_(False)
             history += affine_history
+            snapshots.append(dict(affine_snapshots[-1], stage="affine"))
             parameter_count += base.parameter_count
             stage_times["affine"] = time.perf_counter() - t0
             deform_progress = progress.span(0.25, 1.0)
         t0 = time.perf_counter()
-        model, level_history = self.fit_levels(fixed, moving, device, deform_progress, base)
+        model, level_history, level_snapshots = self.fit_levels(fixed, moving, device, deform_progress, base)
         history += level_history
+        snapshots += level_snapshots
         stage_times[self.name] = time.perf_counter() - t0
         with torch.no_grad():
             model.set_grid(fixed.grid)
@@ -140,17 +166,22 @@ class IterativeRegistrar(Registrar):
                 field = field + base()
         parameter_count += model.parameter_count
         return MethodOutput(field=field.detach(), parameter_count=parameter_count, loss_history=history,
-                            stage_times=stage_times)
+                            stage_times=stage_times, steps=steps_from_snapshots(snapshots, fixed))
 
     def fit_levels(self, fixed: Image, moving: Image, device: torch.device, progress: Progress,
                    base: Optional[AffineTransformation] = None):
-        """Optimise this method's model level by level; return the model and the loss history."""
+        """Optimise this method's model level by level.
+
+        Returns the model, the loss history and one snapshot per level: its loss, shrink factor and
+        field (including ``base``) on the level grid, for :func:`steps_from_snapshots`.
+        """
         opts = self.options
         levels = build_pyramid(fixed, moving, opts.levels, device)
         weights = np.asarray(opts.iterations, dtype=float) * np.asarray([l.grid.num_voxels for l in levels])
         bounds = np.concatenate([[0.0], np.cumsum(weights) / max(weights.sum(), 1.0)])
         model: Optional[torch.nn.Module] = None
         history: list[float] = []
+        snapshots: list[dict] = []
         reg = regulariser(opts.regulariser) if hasattr(opts, "regulariser") else None
         for index, level in enumerate(levels):
             model = self.model_for_level(model, level, index, fixed, moving).to(device)
@@ -164,4 +195,8 @@ class IterativeRegistrar(Registrar):
                 learning_rate=self.learning_rate(level), progress=progress.span(bounds[index], bounds[index + 1]),
                 label=f"{self.name} level {index + 1}/{len(levels)}", regulariser=reg,
                 regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field)
-        return model, history
+            with torch.no_grad():
+                level_field = model() if base_field is None else model() + base_field
+            snapshots.append({"stage": self.name, "level": index + 1, "shrink_factor": float(opts.levels[index]),
+                              "loss": history[-1] if history else float("nan"), "field": level_field})
+        return model, history, snapshots

@@ -1,0 +1,1 @@
+"""Bridge between learnreg and a Slicer MRML scene."""

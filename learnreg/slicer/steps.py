@@ -1,0 +1,106 @@
+"""Per-step records -> sequences and a sequence browser, so a user can scrub through a registration.
+
+For every step the browser shows three synchronised items:
+
+- ``<method> step displacement``: the magnitude (mm) of the displacement this step added, a colour
+  overlay on the fixed grid (for R2N2 this is the step's local Gaussian deformation);
+- ``<method> step warped``: the moving image warped by the field accumulated up to and including the step;
+- ``<method> step region`` (methods with local steps): a box at the step's centre spanning its extent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from learnreg.field import DisplacementField
+from learnreg.image import Image
+from learnreg.registration import RegistrationResult
+from learnreg.slicer._mrml import slicer
+from learnreg.slicer.volumes import update_volume_node
+from learnreg.warp import resample_to_grid
+
+_FLIP = np.array([-1.0, -1.0, 1.0])
+
+#: colour table of the displacement overlay (built into every scene)
+OVERLAY_COLOURS = "vtkMRMLColorTableNodeRainbow"
+
+
+@dataclass
+class StepSequences:
+    """The browser and its sequences (``region`` is None for methods without local steps)."""
+
+    browser: object
+    displacement: object
+    warped: object
+    region: Optional[object]
+
+
+def _volume(image: Image):
+    node = slicer.vtkMRMLScalarVolumeNode()
+    update_volume_node(node, image)
+    return node
+
+
+def _region(centre_lps, extent_mm: float, ndim: int):
+    node = slicer.vtkMRMLMarkupsROINode()
+    node.SetCenter(*(np.asarray(centre_lps) * _FLIP))
+    size = [2.0 * extent_mm] * 3
+    if ndim == 2:
+        size[2] = 1.0
+    node.SetSize(*size)
+    return node
+
+
+def _new_sequence(scene, name: str):
+    sequence = scene.AddNewNodeByClass("vtkMRMLSequenceNode", scene.GenerateUniqueName(name))
+    sequence.SetIndexName("step")
+    sequence.SetIndexUnit("")
+    sequence.SetIndexType(sequence.NumericIndex)
+    return sequence
+
+
+def add_step_sequences(scene, result: RegistrationResult, moving: Image, method: str) -> Optional[StepSequences]:
+    """Sequences and a browser for ``result.steps``; None when the method recorded no step displacements."""
+    steps = [s for s in result.steps if s.displacement is not None]
+    if not steps:
+        return None
+    grid = result.field.grid
+    displacement = _new_sequence(scene, f"{method} step displacement")
+    warped = _new_sequence(scene, f"{method} step warped")
+    local = all(s.centre is not None and s.extent_mm is not None for s in steps)
+    region = _new_sequence(scene, f"{method} step region") if local else None
+    accumulated = np.zeros_like(result.field.vectors)
+    for step in steps:
+        value = str(step.index)
+        accumulated = accumulated + step.displacement.vectors
+        magnitude = Image(step.displacement.magnitude().astype(np.float32), grid)
+        displacement.SetDataNodeAtValue(_volume(magnitude), value)
+        field = DisplacementField(accumulated, grid).to_axis_tensor()
+        warped.SetDataNodeAtValue(_volume(resample_to_grid(moving, grid, field)), value)
+        if region is not None:
+            region.SetDataNodeAtValue(_region(step.centre, step.extent_mm, grid.ndim), value)
+
+    browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", scene.GenerateUniqueName(f"{method} steps"))
+    browser.SetAndObserveMasterSequenceNodeID(displacement.GetID())
+    browser.AddSynchronizedSequenceNode(warped)
+    if region is not None:
+        browser.AddSynchronizedSequenceNode(region)
+    browser.SetSelectedItemNumber(len(steps) - 1)
+    _style_proxies(browser, displacement, warped, float(max(s.displacement.magnitude().max() for s in steps)))
+    return StepSequences(browser, displacement, warped, region)
+
+
+def _style_proxies(browser, displacement, warped, max_mm: float) -> None:
+    """Colour overlay from 0 to the largest step displacement; the warped proxy in grey."""
+    overlay = browser.GetProxyNode(displacement)
+    overlay.CreateDefaultDisplayNodes()
+    display = overlay.GetDisplayNode()
+    display.SetAndObserveColorNodeID(OVERLAY_COLOURS)
+    display.SetAutoWindowLevel(False)
+    display.SetWindowLevelMinMax(0.0, max(max_mm, 1e-3))
+    display.SetApplyThreshold(True)
+    display.SetLowerThreshold(0.05 * max_mm)
+    browser.GetProxyNode(warped).CreateDefaultDisplayNodes()
