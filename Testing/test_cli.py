@@ -37,13 +37,21 @@ def test_register_writes_all_outputs(pair2d, tmp_path, capsys):
     out = tmp_path / "out"
     assert main(_args(paths, out, "--fixed-landmarks", str(paths["fixed_landmarks"]),
                       "--moving-landmarks", str(paths["moving_landmarks"]))) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "transform.h5", "warped.nii.gz"]
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "scene.mrb", "transform.h5", "warped.nii.gz"]
     report = json.loads((out / "report.json").read_text())
+    assert report["outputs"]["scene"] == "scene.mrb" and report["notes"] == []
     for key in ("method", "device", "timings_s", "parameter_count", "tre_mm", "folding"):
         assert key in report
     assert set(report["tre_mm"]["before"]) >= {"mean", "median", "p95", "max"}
     assert {"load", "preprocess", "register", "warp", "write"} <= set(report["timings_s"])
     assert "mean TRE" in capsys.readouterr().out
+
+
+def test_no_scene_skips_the_bundle(pair2d, tmp_path):
+    _, paths = pair2d
+    out = tmp_path / "out"
+    assert main(_args(paths, out, "--no-scene")) == 0
+    assert sorted(p.name for p in out.iterdir()) == ["report.json", "transform.h5", "warped.nii.gz"]
 
 
 def _bad_cases(paths, tmp_path):
@@ -137,6 +145,6 @@ def test_demo_runs_on_bundled_pairs(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--quiet", "--pairs", "brain2d", "ratlung2d"]) == 0
     for pair in ("brain2d", "ratlung2d"):
         files = sorted(p.name for p in (tmp_path / pair).iterdir())
-        assert files == ["overview.png", "report.json", "transform.h5", "warped.nii.gz"]
+        assert files == ["overview.png", "report.json", "scene.mrb", "transform.h5", "views.png", "warped.nii.gz"]
     report = json.loads((tmp_path / "brain2d" / "report.json").read_text())
     assert report["tre_mm"]["after"]["mean"] < 0.35 * report["tre_mm"]["before"]["mean"]

@@ -32,6 +32,8 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
                         help="a method option, repeatable (see 'learnreg methods --verbose')")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--no-scene", action="store_true",
+                        help="do not write scene.mrb (the Slicer scene; needs slicer-core outside Slicer)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     reg.add_argument("--fixed", required=True, help="fixed image (NIfTI, NRRD, MHA)")
     reg.add_argument("--moving", required=True, help="moving image (NIfTI, NRRD, MHA)")
     reg.add_argument("--method", default="bspline", help="registration method (see 'learnreg methods')")
-    reg.add_argument("--out", required=True, help="output folder for warped.nii.gz, transform.h5, report.json")
+    reg.add_argument("--out", required=True,
+                     help="output folder for warped.nii.gz, transform.h5, scene.mrb and report.json")
     reg.add_argument("--fixed-landmarks", help="fixed landmarks (.mrk.json, .fcsv, .csv)")
     reg.add_argument("--moving-landmarks", help="moving landmarks (.mrk.json, .fcsv, .csv)")
     _add_common(reg)
@@ -84,14 +87,15 @@ def _run(args: argparse.Namespace) -> int:
 
             run = register_files(args.fixed, args.moving, args.method, args.out, fixed_landmarks=args.fixed_landmarks,
                                  moving_landmarks=args.moving_landmarks, device=args.device, options=options,
-                                 progress=bar, cancel=cancel)
+                                 progress=bar, cancel=cancel, scene=not args.no_scene)
             if bar:
                 bar.close()
             _summarise(run.report, Path(args.out))
         else:
             from learnreg.demo import run_demo
 
-            for run, folder in run_demo(Path(args.out), args.method, args.pairs, args.device, options, bar, cancel):
+            for run, folder in run_demo(Path(args.out), args.method, args.pairs, args.device, options, bar, cancel,
+                                        scene=not args.no_scene):
                 if bar:
                     bar.close()
                 _summarise(run.report, folder)
@@ -107,7 +111,9 @@ def _summarise(report: dict, folder: Path) -> None:
         line += f", mean TRE {report['tre_mm']['before']['mean']:.2f} -> {report['tre_mm']['after']['mean']:.2f} mm"
     line += f", det J <= 0 on {report['folding']['percent_nonpositive_jacobian']:.3f} % of voxels"
     print(line)
-    print(f"  results in {folder}/")
+    for note in report.get("notes", []):
+        print(f"  note: {note}")
+    print(f"  results in {folder}/: {', '.join(report['outputs'].values())}")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

@@ -15,13 +15,13 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
 from learnreg import __version__
 from learnreg.errors import InputError
-from learnreg.image import Image, load_image, save_image
+from learnreg.image import IMAGE_SUFFIXES, Image, load_image, save_image
 from learnreg.landmarks import Landmarks, match_pairs, read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.progress import CancelToken, ProgressCallback
@@ -44,13 +44,32 @@ class LandmarkPairs:
 
 @dataclass
 class RegistrationRun:
-    """A finished file-level registration: the report written, the result, and the inputs it used."""
+    """A finished file-level registration: the report written, the result, the inputs it used, and the
+    headless Slicer scene it ran in (None without scene output)."""
 
     report: dict
     result: RegistrationResult
     fixed: Image
     moving: Image
     landmarks: Optional[LandmarkPairs]
+    scene: Any = None
+
+
+def scene_support_missing() -> Optional[str]:
+    """None when Slicer's MRML library can be imported, else the reason (with how to install it)."""
+    try:
+        import learnreg.slicer._mrml  # noqa: F401
+    except InputError as exc:
+        return str(exc)
+    return None
+
+
+def _image_name(path) -> str:
+    name = Path(path).name
+    for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
 
 
 def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) -> Optional[LandmarkPairs]:
@@ -89,7 +108,6 @@ def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Ima
         "parameter_count": result.parameter_count,
         "timings_s": {k: round(v, 4) for k, v in timings.items()},
         "folding": folding(result.field),
-        "outputs": {"warped": "warped.nii.gz", "transform": "transform.h5", "report": "report.json"},
         "transform_convention": TRANSFORM_CONVENTION,
     }
     if landmarks is not None:
@@ -125,10 +143,13 @@ def check_output_dir(out_dir: Path) -> None:
 
 def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landmarks=None, moving_landmarks=None,
                    device: str = "auto", options: Optional[dict] = None, progress: Optional[ProgressCallback] = None,
-                   cancel: Optional[CancelToken] = None, extra_outputs: Optional[dict] = None) -> RegistrationRun:
+                   cancel: Optional[CancelToken] = None, extra_outputs: Optional[dict] = None,
+                   scene: bool = True) -> RegistrationRun:
     """Register ``moving_path`` to ``fixed_path`` with ``method`` and write into ``out_dir``:
-    ``warped.nii.gz``, ``transform.h5``, ``report.json`` (plus ``extra_outputs``: file name -> writer
-    taking ``(path, run)``).
+    ``warped.nii.gz``, ``transform.h5``, ``report.json``, and with ``scene`` (when Slicer's MRML library
+    is installed) ``scene.mrb``, the Slicer scene of the result; plus ``extra_outputs``: file name ->
+    writer taking ``(path, run)``. With ``scene``, the registration runs through
+    :func:`learnreg.slicer.run.run_registration` on a headless scene, as in the Slicer modules.
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -139,17 +160,36 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     landmarks = load_landmark_pairs(fixed_landmarks, moving_landmarks, fixed, moving)
     timings = {"load": time.perf_counter() - t_start}
 
+    notes = []
+    headless = None
+    if scene and (missing := scene_support_missing()) is not None:
+        notes.append(f"scene.mrb not written: {missing}")
+        scene = False
     # register() checks the pair, the device and its memory before any work; nothing is written before
-    result = registrar.register(fixed, moving, device=device, progress=progress, cancel=cancel)
+    if scene:
+        from learnreg.slicer.headless import register_in_new_scene
+
+        pairs = None if landmarks is None else (Landmarks(landmarks.fixed, landmarks.labels),
+                                                Landmarks(landmarks.moving, landmarks.labels))
+        headless = register_in_new_scene(fixed, moving, registrar, names=(_image_name(fixed_path), _image_name(moving_path)),
+                                         landmarks=pairs, device=device, progress=progress, cancel=cancel)
+        result = headless.registration.result
+    else:
+        result = registrar.register(fixed, moving, device=device, progress=progress, cancel=cancel)
     timings.update(result.timings)
     report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings)
+    report["notes"] = notes
 
     t_write = time.perf_counter()
     writers = {
         "warped.nii.gz": lambda p: save_image(result.warped, p),
         "transform.h5": lambda p: result.field.save(p),
     }
-    run = RegistrationRun(report, result, fixed, moving, landmarks)
+    if headless is not None:
+        from learnreg.slicer.scene import save_scene
+
+        writers["scene.mrb"] = lambda p: save_scene(headless.scene, p)
+    run = RegistrationRun(report, result, fixed, moving, landmarks, headless)
     for name, write in (extra_outputs or {}).items():
         writers[name] = (lambda w: lambda p: w(p, run))(write)
 
@@ -159,5 +199,6 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
         path.write_text(json.dumps(report, indent=2))
 
     writers["report.json"] = write_report
+    report["outputs"] = {name.split(".")[0]: name for name in writers}
     write_outputs_atomically(out_dir, writers)
     return run
