@@ -115,6 +115,5 @@ def add_transform_node(scene, field: DisplacementField, name: str, region_node=N
     node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", scene.GenerateUniqueName(name))
     set_field_on_transform_node(node, field)
     node.CreateDefaultDisplayNodes()
-    node.CreateDefaultStorageNode()
     show_as_glyphs(node.GetDisplayNode(), glyph_settings(field), region_node)
     return node

@@ -127,7 +127,6 @@ def add_volume_node(scene, image: Image, name: str, display_like=None):
     node = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", scene.GenerateUniqueName(name))
     update_volume_node(node, image)
     node.CreateDefaultDisplayNodes()
-    node.CreateDefaultStorageNode()
     if display_like is not None and display_like.GetDisplayNode() is not None:
         source, target = display_like.GetDisplayNode(), node.GetDisplayNode()
         target.SetAutoWindowLevel(False)
