@@ -1,0 +1,157 @@
+"""What the three LearnReg Slicer modules share below the GUI: method choices, presets, the logic that runs
+a registration in a scene, sample data, missing dependencies, and the self-test body.
+
+Nothing here imports torch at import time, so a module loads in Slicer even before PyTorch is
+installed; the panel then offers to install it (see :mod:`learnreg.slicer.panel`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from typing import Callable, Optional
+
+#: classical methods every module offers (as baseline, and until its own network is installed)
+CLASSICAL_METHODS = ("bspline", "affine", "ddf")
+
+#: presets: name -> method options (the empty preset is each method's defaults)
+PRESETS = {
+    "Default": {},
+    "Fast": {"iterations": "50,30,10"},
+    "Accurate": {"iterations": "200,150,100"},
+}
+
+#: Python packages learnreg needs that Slicer does not ship: import name -> pip requirement
+REQUIREMENTS = {"torch": "torch", "scipy": "scipy"}
+
+
+def missing_requirements() -> list[str]:
+    """pip requirements of the packages that cannot be imported here."""
+    return [req for name, req in REQUIREMENTS.items() if importlib.util.find_spec(name) is None]
+
+
+def module_methods(network_method: Optional[str]) -> list[str]:
+    """Methods a module offers: its own network first when installed, then the classical ones."""
+    from learnreg.registration import available_methods
+
+    installed = available_methods()
+    own = [network_method] if network_method and network_method in installed else []
+    return own + [m for m in CLASSICAL_METHODS if m in installed]
+
+
+def preset_options(method: str, preset: str) -> dict:
+    """Options of ``preset`` that ``method`` understands."""
+    import dataclasses
+
+    from learnreg.registration import available_methods
+
+    names = {f.name for f in dataclasses.fields(available_methods()[method].Options)}
+    return {k: v for k, v in PRESETS.get(preset, {}).items() if k in names}
+
+
+def parse_option_text(text: str) -> dict:
+    """``"iterations=50,30,10; image_loss=ncc"`` (``;`` or new lines between) -> dict, with clear errors."""
+    from learnreg.errors import InputError
+
+    options = {}
+    for item in text.replace("\n", ";").split(";"):
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"option {item.strip()!r} must look like key=value (e.g. iterations=50,30,10)")
+        options[key.strip()] = value.strip()
+    return options
+
+
+class RegistrationLogic:
+    """The GUI-free logic of a LearnReg module: a thin adapter over :func:`learnreg.slicer.run.run_registration`.
+
+    A module's Logic class mixes this in beside ``ScriptedLoadableModuleLogic`` and sets ``network_method``.
+    """
+
+    network_method: Optional[str] = None
+
+    def methods(self) -> list[str]:
+        return module_methods(self.network_method)
+
+    def default_method(self) -> str:
+        return self.methods()[0]
+
+    def process(self, scene, fixed, moving, method: str, preset: str = "Default", option_text: str = "",
+                device: str = "auto", warped_volume=None, transform=None, fixed_landmarks=None,
+                moving_landmarks=None, progress: Optional[Callable] = None, cancel=None):
+        """Register ``moving`` to ``fixed`` in ``scene``; the preset's options, overridden by ``option_text``."""
+        from learnreg.slicer.run import run_registration
+
+        options = {**preset_options(method, preset), **parse_option_text(option_text)}
+        return run_registration(scene, fixed, moving, method, options, progress, cancel, device=device,
+                                fixed_landmarks=fixed_landmarks, moving_landmarks=moving_landmarks,
+                                warped_volume=warped_volume, transform=transform)
+
+
+# ----------------------------------------------------------------- sample data
+def sample_data_sources() -> list[dict]:
+    """The bundled pairs as Sample Data entries: name, files (volumes first, then landmarks) and node names."""
+    from learnreg.sample_data import sample_pairs
+
+    sources = []
+    for name, pair in sample_pairs().items():
+        files = [pair.fixed, pair.moving] + [p for p in (pair.fixed_landmarks, pair.moving_landmarks) if p]
+        node_names = [f"{name} fixed", f"{name} moving", f"{name} fixed landmarks", f"{name} moving landmarks"]
+        sources.append({"name": f"LearnReg {name}", "files": [str(f) for f in files],
+                        "node_names": node_names[: len(files)]})
+    return sources
+
+
+def register_sample_data(icon: Path) -> None:
+    """Add the bundled pairs to Slicer's Sample Data module (category LearnReg); they load from disk."""
+    import SampleData
+    import slicer
+
+    def loader(files, node_names):
+        def load(source=None):
+            nodes = [slicer.util.loadVolume(f, {"name": n}) for f, n in zip(files[:2], node_names[:2])]
+            nodes += [slicer.util.loadMarkups(f) for f in files[2:]]
+            for node, node_name in zip(nodes[2:], node_names[2:]):
+                node.SetName(node_name)
+            return nodes
+        return load
+
+    for source in sample_data_sources():
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(
+            category="LearnReg", sampleName=source["name"], thumbnailFileName=str(icon),
+            uris=None, fileNames=None, nodeNames=source["node_names"],
+            customDownloader=loader(source["files"], source["node_names"]))
+
+
+# ----------------------------------------------------------------- self-test
+def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = print, pair: str = "brain2d") -> dict:
+    """Load a bundled pair into ``scene``, register it with the module's default method and check the
+    result: new warped and transform nodes, TRE reduced by more than half, inputs unchanged.
+    Returns the TRE summaries. Raises ``AssertionError`` on failure."""
+    import numpy as np
+
+    from learnreg.image import load_image
+    from learnreg.landmarks import read_landmarks
+    from learnreg.sample_data import sample_pairs
+    from learnreg.slicer.markups import add_markups_node
+    from learnreg.slicer.volumes import add_volume_node, image_from_volume_node
+
+    sample = sample_pairs()[pair]
+    fixed = add_volume_node(scene, load_image(sample.fixed), f"{pair} fixed")
+    moving = add_volume_node(scene, load_image(sample.moving), f"{pair} moving")
+    fixed_points = add_markups_node(scene, read_landmarks(sample.fixed_landmarks), f"{pair} fixed landmarks")
+    moving_points = add_markups_node(scene, read_landmarks(sample.moving_landmarks), f"{pair} moving landmarks")
+    moving_before = image_from_volume_node(moving).array.copy()
+    method = logic.default_method()
+    log(f"Registering {pair} with {method}")
+    result = logic.process(scene, fixed, moving, method, preset="Fast", fixed_landmarks=fixed_points,
+                           moving_landmarks=moving_points)
+    assert result.warped_volume is not None and result.warped_volume is not moving
+    assert result.transform.GetTransformFromParent().IsA("vtkOrientedGridTransform")
+    assert np.array_equal(image_from_volume_node(moving).array, moving_before), "the moving volume was changed"
+    before, after = result.review.before["mean"], result.review.after["mean"]
+    log(f"Mean TRE {before:.2f} -> {after:.2f} mm")
+    assert after < 0.5 * before, f"TRE went from {before:.2f} to only {after:.2f} mm"
+    return {"before": result.review.before, "after": result.review.after}

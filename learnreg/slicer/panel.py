@@ -1,0 +1,272 @@
+"""The Qt side of the three LearnReg module panels, shared by ``R2Register``, ``ISTNRegister`` and ``CNNRegress``.
+
+Each module's Widget class is ``ScriptedLoadableModuleWidget`` + ``VTKObservationMixin`` +
+:class:`RegistrationPanel`; it loads its own ``.ui`` file and hands over its Logic. The panel binds the
+``.ui`` widgets to a parameter node through their ``SlicerParameterName`` properties, turns Apply into
+Cancel while a registration runs (progress bar and status line, events processed between steps), shows
+errors from learnreg in a dialog, and offers to install PyTorch (through the PyTorch extension when it is
+there, else pip) instead of failing. Qt, ctk and the application are imported only when a panel is
+built, so this module imports anywhere.
+"""
+
+from __future__ import annotations
+
+import functools
+import traceback
+
+from learnreg.slicer.module_logic import PRESETS, missing_requirements, register_sample_data
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def describe_module(parent, title: str, summary: str, paper: str) -> None:
+    """Fill in a module's title, category, help and acknowledgement (``parent`` is the module's parent)."""
+    parent.title = title
+    parent.categories = ["Registration.LearnReg"]
+    parent.dependencies = []
+    parent.contributors = ["LearnReg developers"]
+    parent.helpText = (
+        f"{summary}<br><br>Choose the fixed and moving volumes and a method, then Apply. The result is a new "
+        "warped volume on the fixed grid and a grid transform (resampling direction: put the moving volume "
+        "under it to align it), drawn as displacement arrows. With fixed and moving landmarks, the table lists "
+        "the target registration error per landmark, worst first. Methods that work in steps can be scrubbed "
+        "with the step slider. The same runs from the command line: <tt>learnreg register</tt>.")
+    parent.acknowledgementText = f"Method: {paper}. Sample data: Colin27 (BSD-3), ITK example images (Apache-2.0)."
+
+
+def sample_data_on_startup(icon_path: str) -> None:
+    """Register the bundled pairs in Sample Data once the application has started."""
+    import slicer
+
+    slicer.app.connect("startupCompleted()", lambda: register_sample_data(icon_path))
+
+
+@functools.cache
+def parameter_node_class():
+    """The parameter node wrapper every panel uses (fields named as the ``.ui`` ``SlicerParameterName``)."""
+    from slicer import vtkMRMLGridTransformNode, vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
+    from slicer.parameterNodeWrapper import parameterNodeWrapper
+
+    @parameterNodeWrapper
+    class RegistrationParameterNode:
+        fixedVolume: vtkMRMLScalarVolumeNode
+        movingVolume: vtkMRMLScalarVolumeNode
+        method: str = ""
+        preset: str = "Default"
+        options: str = ""
+        device: str = "auto"
+        warpedVolume: vtkMRMLScalarVolumeNode
+        outputTransform: vtkMRMLGridTransformNode
+        fixedLandmarks: vtkMRMLMarkupsFiducialNode
+        movingLandmarks: vtkMRMLMarkupsFiducialNode
+
+    return RegistrationParameterNode
+
+
+class RegistrationPanel:
+    """Behaviour of a LearnReg module panel; mixed into the module's Widget class."""
+
+    def setup_panel(self, ui_path: str, logic) -> None:
+        import slicer
+
+        panel = slicer.util.loadUI(ui_path)
+        self.layout.addWidget(panel)
+        self.ui = slicer.util.childWidgetVariables(panel)
+        panel.setMRMLScene(slicer.mrmlScene)
+        self.logic = logic
+        self._parameterNode = None
+        self._parameterNodeGuiTag = None
+        self._cancel = None
+        self._browser = None
+        self.ui.deviceComboBox.addItems(list(DEVICES))
+        self.ui.presetComboBox.addItems(list(PRESETS))
+        self.ui.progressBar.setVisible(False)
+        self.ui.stepSlider.setEnabled(False)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
+        self.addObserver(slicer.mrmlScene, slicer.mrmlScene.EndCloseEvent, self.onSceneEndClose)
+        self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
+        self.ui.installButton.connect("clicked(bool)", self.onInstallButton)
+        self.ui.stepSlider.connect("valueChanged(double)", self.onStepChanged)
+        self.refresh_requirements()
+        self.initializeParameterNode()
+
+    # ----------------------------------------------------------------- parameter node (Slicer template)
+    def cleanup(self) -> None:
+        self.removeObservers()
+
+    def enter(self) -> None:
+        self.initializeParameterNode()
+
+    def exit(self) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self._parameterNodeGuiTag = None
+            self.removeObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+
+    def onSceneStartClose(self, caller, event) -> None:
+        self.setParameterNode(None)
+
+    def onSceneEndClose(self, caller, event) -> None:
+        if self.parent.isEntered:
+            self.initializeParameterNode()
+
+    def initializeParameterNode(self) -> None:
+        import slicer
+
+        parameters = parameter_node_class()(self.logic.getParameterNode())
+        if not parameters.fixedVolume:
+            parameters.fixedVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+        if not parameters.method and self.ui.methodComboBox.count:
+            parameters.method = self.ui.methodComboBox.itemText(0)
+        self.setParameterNode(parameters)
+
+    def setParameterNode(self, parameters) -> None:
+        if self._parameterNode:
+            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
+            self.removeObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+        self._parameterNode = parameters
+        if self._parameterNode:
+            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
+            self.addObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+            self._checkCanApply()
+
+    def _checkCanApply(self, caller=None, event=None) -> None:
+        if self._cancel is not None:
+            return  # running: the button is Cancel
+        p = self._parameterNode
+        missing = missing_requirements()
+        ready = bool(p and p.fixedVolume and p.movingVolume and p.method) and not missing
+        self.ui.applyButton.enabled = ready
+        if missing:
+            self.ui.applyButton.toolTip = f"Install {', '.join(missing)} first"
+        elif not ready:
+            self.ui.applyButton.toolTip = "Choose a fixed and a moving volume"
+        else:
+            self.ui.applyButton.toolTip = f"Register with {p.method}"
+
+    # ----------------------------------------------------------------- dependencies
+    def refresh_requirements(self) -> None:
+        missing = missing_requirements()
+        self.ui.dependencyFrame.setVisible(bool(missing))
+        if missing:
+            self.ui.dependencyLabel.text = (f"LearnReg needs {', '.join(missing)}, which is not installed in "
+                                            "Slicer's Python yet.")
+            return
+        self.ui.methodComboBox.clear()
+        self.ui.methodComboBox.addItems(self.logic.methods())
+
+    def onInstallButton(self) -> None:
+        import slicer
+
+        missing = missing_requirements()
+        if "torch" in missing and hasattr(slicer.modules, "pytorchutils"):
+            import PyTorchUtils
+
+            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
+                return
+            missing.remove("torch")
+        if missing and slicer.util.confirmOkCancelDisplay(
+                f"Install {', '.join(missing)} into Slicer's Python with pip? This downloads packages and can take "
+                "several minutes.", windowTitle="LearnReg"):
+            with _busy_cursor():
+                slicer.util.pip_install(" ".join(missing))
+        self.refresh_requirements()
+        self._checkCanApply()
+
+    # ----------------------------------------------------------------- running
+    def onApplyButton(self) -> None:
+        if self._cancel is not None:
+            self._cancel.cancel()
+            self.ui.statusLabel.text = "Cancelling..."
+            return
+        import slicer
+
+        from learnreg.errors import LearnRegError, RegistrationCancelled
+        from learnreg.progress import CancelToken
+
+        p = self._parameterNode
+        self._set_running(CancelToken())
+        try:
+            result = self.logic.process(
+                slicer.mrmlScene, p.fixedVolume, p.movingVolume, p.method, p.preset, p.options, p.device,
+                warped_volume=p.warpedVolume, transform=p.outputTransform, fixed_landmarks=p.fixedLandmarks,
+                moving_landmarks=p.movingLandmarks, progress=self._on_progress, cancel=self._cancel)
+        except RegistrationCancelled:
+            self.ui.statusLabel.text = "Cancelled; the scene is as it was."
+        except LearnRegError as error:
+            self.ui.statusLabel.text = "Not registered: see the message."
+            slicer.util.errorDisplay(str(error), windowTitle=f"{self.moduleName}: cannot register")
+        except Exception as error:  # an unexpected failure: the message, with details for a bug report
+            self.ui.statusLabel.text = "Failed: see the message."
+            slicer.util.errorDisplay(f"Registration failed unexpectedly: {error}", windowTitle=self.moduleName,
+                                     detailedText=traceback.format_exc())
+        else:
+            self._show_result(result)
+        finally:
+            self._set_running(None)
+
+    def _set_running(self, cancel) -> None:
+        self._cancel = cancel
+        running = cancel is not None
+        self.ui.applyButton.text = "Cancel" if running else "Apply"
+        self.ui.applyButton.enabled = True
+        self.ui.progressBar.setVisible(running)
+        self.ui.progressBar.value = 0
+        self.ui.inputsCollapsibleButton.enabled = not running
+        self.ui.outputsCollapsibleButton.enabled = not running
+        if not running:
+            self._checkCanApply()
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        import slicer
+
+        self.ui.progressBar.value = int(round(100 * fraction))
+        self.ui.statusLabel.text = message
+        slicer.app.processEvents()  # lets Cancel be clicked between steps
+
+    def _show_result(self, result) -> None:
+        import slicer
+
+        p = self._parameterNode
+        slicer.util.setSliceViewerLayers(background=p.fixedVolume, foreground=result.warped_volume,
+                                         foregroundOpacity=0.5)
+        text = f"Done in {result.result.timings.get('total', 0.0):.1f} s on {result.result.device}."
+        if result.review is not None:
+            text += (f" Mean TRE {result.review.before['mean']:.2f} -> {result.review.after['mean']:.2f} mm; "
+                     f"worst: {result.review.table.GetCellText(0, 0)}.")
+            self.ui.treTableView.setMRMLTableNode(result.review.table)
+            slicer.modules.plots.logic().ShowChartInLayout(result.review.chart)
+        self._browser = result.steps.browser if result.steps is not None else None
+        self.ui.stepSlider.setEnabled(self._browser is not None)
+        if self._browser is not None:
+            count = self._browser.GetNumberOfItems()
+            self.ui.stepSlider.maximum = max(count - 1, 0)
+            self.ui.stepSlider.value = count - 1
+        for note in result.notes:
+            text += f"\nNote: {note}."
+        self.ui.statusLabel.text = text
+
+    def onStepChanged(self, value: float) -> None:
+        if self._browser is not None:
+            self._browser.SetSelectedItemNumber(int(value))
+
+
+def vtk_modified_event() -> int:
+    import vtk
+
+    return vtk.vtkCommand.ModifiedEvent
+
+
+class _busy_cursor:
+    """Show the wait cursor while a long call runs."""
+
+    def __enter__(self):
+        import qt
+        import slicer
+
+        slicer.app.setOverrideCursor(qt.Qt.WaitCursor)
+
+    def __exit__(self, *exc):
+        import slicer
+
+        slicer.app.restoreOverrideCursor()
