@@ -270,3 +270,67 @@ class _busy_cursor:
         import slicer
 
         slicer.app.restoreOverrideCursor()
+
+
+def define_module(name: str, network_method: str, summary: str, paper: str, module_file: str) -> dict:
+    """The four classes Slicer's module loader looks for in ``<name>.py``, after the scripted-module template:
+    ``<name>`` (the module: title, help, sample data), ``<name>Widget`` (this panel on ``Resources/UI/<name>.ui``),
+    ``<name>Logic`` (:class:`~learnreg.slicer.module_logic.RegistrationLogic` offering ``network_method``) and
+    ``<name>Test`` (runs :func:`~learnreg.slicer.module_logic.run_self_test` in the application's scene).
+
+    The module file puts them into its namespace: ``globals().update(define_module(...))``.
+    """
+    import os
+
+    import slicer
+    from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                               ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+    from slicer.util import VTKObservationMixin
+
+    from learnreg.slicer.module_logic import RegistrationLogic, run_self_test
+
+    icon = os.path.join(os.path.dirname(os.path.abspath(module_file)), "Resources", "Icons", f"{name}.png")
+
+    def module_init(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(self.parent, name, summary, paper)
+        sample_data_on_startup(icon)
+
+    def logic_init(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+    logic_class = type(f"{name}Logic", (RegistrationLogic, ScriptedLoadableModuleLogic),
+                       {"__init__": logic_init, "network_method": network_method})
+
+    def widget_init(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+
+    def widget_setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.setup_panel(self.resourcePath(f"UI/{name}.ui"), logic_class())
+
+    def test_set_up(self):
+        slicer.mrmlScene.Clear()
+
+    def test_run(self):
+        self.setUp()
+        self.test_register_bundled_pair()
+
+    def test_register_bundled_pair(self):
+        self.delayDisplay("Registering the bundled brain2d pair")
+        run_self_test(slicer.mrmlScene, logic_class(), self.delayDisplay)
+        self.delayDisplay("Test passed")
+
+    classes = {
+        name: type(name, (ScriptedLoadableModule,), {"__init__": module_init}),
+        f"{name}Widget": type(f"{name}Widget", (RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin),
+                              {"__init__": widget_init, "setup": widget_setup}),
+        f"{name}Logic": logic_class,
+        f"{name}Test": type(f"{name}Test", (ScriptedLoadableModuleTest,), {
+            "setUp": test_set_up, "runTest": test_run, "test_register_bundled_pair": test_register_bundled_pair}),
+    }
+    module_name = os.path.splitext(os.path.basename(module_file))[0]
+    for cls in classes.values():
+        cls.__module__ = module_name  # Slicer derives resource paths and test names from it
+    return classes
