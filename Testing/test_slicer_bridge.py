@@ -301,3 +301,51 @@ def test_cli_scene_bundle_holds_the_result(pair2d, tmp_path):
     saved = DisplacementField.from_sitk_image(
         sitk.DisplacementFieldTransform(sitk.ReadTransform(str(out / "transform.h5"))).GetDisplacementField())
     assert np.abs(field_from_transform_node(transform).vectors - saved.vectors).max() < 1e-5
+
+
+def test_point_lists_read_in_any_coordinate_system(pair2d, tmp_path):
+    """A .mrk.json saved in LPS or RAS, loaded by Slicer's own markups reader, gives the same LPS landmarks."""
+    from learnreg.landmarks import write_landmarks
+
+    pair, _ = pair2d
+    scene = create_scene()
+    for system in ("LPS", "RAS"):
+        path = tmp_path / f"points_{system}.mrk.json"
+        write_landmarks(pair.fixed_landmarks, path, system)
+        node = scene.AddNewNodeByClass("vtkMRMLMarkupsFiducialNode", system)
+        storage = scene.AddNewNodeByClass("vtkMRMLMarkupsJsonStorageNode")
+        storage.SetFileName(str(path))
+        node.SetAndObserveStorageNodeID(storage.GetID())
+        assert storage.ReadData(node)
+        read = landmarks_from_markups(node)
+        assert read.labels == pair.fixed_landmarks.labels
+        assert np.abs(read.points - pair.fixed_landmarks.points).max() < 1e-6
+
+
+def test_local_steps_become_overlays_and_regions(slice_oblique):
+    """Steps with a centre and extent (R2N2's local Gaussians) give a region box per step besides the overlay."""
+    from learnreg.registration import RegistrationResult, StepRecord
+    from learnreg.slicer.steps import add_step_sequences
+
+    grid = slice_oblique.grid
+    points = grid.physical_points()
+    steps, total = [], np.zeros((*grid.shape, 3))
+    for index, (centre_index, sigma) in enumerate([((40, 50, 0), 12.0), ((90, 70, 0), 8.0), ((60, 120, 0), 15.0)]):
+        centre = grid.index_to_physical(np.array(centre_index, float))
+        weight = np.exp(-np.sum((points - centre) ** 2, axis=-1) / (2 * sigma ** 2))
+        vectors = weight[..., None] * (grid.direction_matrix @ np.array([2.0, -1.0, 0.0]))
+        total += vectors
+        steps.append(StepRecord(index, 0.0, {"sigma_mm": sigma}, DisplacementField(vectors, grid), tuple(centre), sigma))
+    field = DisplacementField(total, grid)
+    result = RegistrationResult("gaussians", field, slice_oblique, 3 * 5, {"total": 0.0}, "cpu", steps)
+    scene = create_scene()
+    sequences = add_step_sequences(scene, result, slice_oblique, "gaussians")
+    assert sequences.region is not None and sequences.region.GetNumberOfDataNodes() == 3
+    for index, step in enumerate(steps):
+        box = sequences.region.GetNthDataNode(index)
+        assert np.allclose(np.array(box.GetCenter()) * [-1, -1, 1], step.centre, atol=1e-6)
+        assert box.GetSize()[0] == pytest.approx(2 * step.extent_mm)
+        overlay = slicer.util.arrayFromVolume(sequences.displacement.GetNthDataNode(index))
+        assert overlay.max() == pytest.approx(np.sqrt(5.0), rel=1e-3)  # |(2, -1)| at the Gaussian's centre
+    sequences.browser.SetSelectedItemNumber(1)
+    assert sequences.browser.GetProxyNode(sequences.region) is not None

@@ -3,7 +3,8 @@
 
 Cases: synthetic pairs with exact landmarks from the bundled real images (2D brain slice; 3D Colin27 in
 its own geometry and on an oblique anisotropic grid), and the bundled brain3d pair with tissue labels.
-Writes benchmarks/results/core.json and core.md.
+Writes benchmarks/results/core.json and core.md, and views/<case>.png (each method's result in Slicer's
+slice views, with glyphs) for one 2D and the oblique 3D case.
 
 Usage: python benchmarks/core_benchmark.py [--quick] [--device cpu|cuda]
 """
@@ -68,7 +69,8 @@ def main() -> None:
     torch.manual_seed(0)
     runners = {m: learnreg_runner(m, device=args.device) for m in ("affine", "bspline", "ddf")}
     runners.update(PEERS)
-    rows = run_benchmark(build_cases(args.quick), runners)
+    rows = run_benchmark(build_cases(args.quick), runners, views_dir=args.out / "views",
+                         views_cases=("brain2d-s0", "colin3d-oblique"))
     notes = ("TRE in mm from exact synthetic landmark pairs (known field); Dice/HD95 over the k-means tissue "
              "labels of the bundled brain3d pair; folding = % voxels with det J <= 0; SD log J plain. "
              "All methods on the same inputs in the same run, CPU, default options. Caveat: the synthetic "

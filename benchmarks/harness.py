@@ -60,10 +60,40 @@ def evaluate(case: Case, field: DisplacementField) -> dict:
     return metrics
 
 
-def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print) -> list[dict]:
+def save_case_views(case: Case, fields: dict[str, DisplacementField], path: Path, rows: list[dict]) -> Path:
+    """A PNG of what a Slicer user sees for each method on ``case``: the fields become grid transform nodes
+    with glyphs and warped volumes in a headless scene, rendered through Slicer's slice logic."""
+    from learnreg.landmarks import Landmarks
+    from learnreg.slicer.markups import add_markups_node
+    from learnreg.slicer.render import registration_views, save_views_png
+    from learnreg.slicer.scene import create_scene
+    from learnreg.slicer.transforms import add_transform_node
+    from learnreg.slicer.volumes import add_volume_node
+
+    scene = create_scene()
+    fixed_node = add_volume_node(scene, case.fixed, "fixed")
+    moving_node = add_volume_node(scene, case.moving, "moving")
+    points = None
+    if case.fixed_points is not None:
+        points = add_markups_node(scene, Landmarks.from_points(case.fixed_points), "fixed landmarks")
+    tre_by_method = {r["method"]: r.get("tre_mean") for r in rows if r["case"] == case.name}
+    views = []
+    for name, field in fields.items():
+        warped = resample_to_grid(case.moving, case.fixed.grid, field.to_axis_tensor())
+        warped_node = add_volume_node(scene, warped, f"{name} warped", display_like=moving_node)
+        transform = add_transform_node(scene, field, f"{name} transform", region_node=fixed_node)
+        label = name if tre_by_method.get(name) is None else f"{name} (TRE {tre_by_method[name]:.2f} mm)"
+        views.append((label, registration_views(scene, fixed_node, moving_node, warped_node, transform, points)))
+    return save_views_png(path, views, f"{case.name}: each method's result as Slicer shows it", columns=(1, 3), dpi=60)
+
+
+def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print, views_dir: Optional[Path] = None,
+                  views_cases: tuple[str, ...] = ()) -> list[dict]:
+    """Run every runner on every case; with ``views_dir``, also write ``<case>.png`` for ``views_cases``."""
     rows = []
     for case in cases:
         identity = DisplacementField.identity(case.fixed.grid)
+        fields = {"identity": identity}
         rows.append({"case": case.name, "method": "identity", "seconds": 0.0, "parameters": 0,
                      **evaluate(case, identity)})
         for name, runner in runners.items():
@@ -73,8 +103,12 @@ def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print) -> l
             row = {"case": case.name, "method": name, "seconds": seconds, "parameters": parameters,
                    **evaluate(case, field)}
             rows.append(row)
+            fields[name] = field
             log(f"{case.name:14s} {name:14s} {seconds:7.2f} s  " + "  ".join(
                 f"{k}={v:.3f}" for k, v in row.items() if isinstance(v, float) and k != "seconds"))
+        if views_dir is not None and case.name in views_cases:
+            views_dir.mkdir(parents=True, exist_ok=True)
+            log(f"views: {save_case_views(case, fields, views_dir / f'{case.name}.png', rows)}")
     return rows
 
 

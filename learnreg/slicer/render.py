@@ -8,6 +8,7 @@ GetVisualization2d`` with the transform's display settings), mapped into the sli
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
@@ -93,52 +94,93 @@ def colour_overlay(fixed: np.ndarray, moving: np.ndarray) -> np.ndarray:
     return np.clip(np.stack([fixed, moving, fixed], axis=-1), 0.0, 1.0)
 
 
-def save_registration_views(path, scene, fixed_node, moving_node, registration, fixed_landmarks=None) -> Path:
-    """Write a PNG of four slice views: before and after overlays, a checkerboard, and the warped
-    volume with the displacement glyphs (and the fixed landmarks near the slice as circles)."""
+@dataclass
+class RegistrationViews:
+    """One registration seen in the fixed volume's centre slice: grey slices in [0, 1] (top row first),
+    the displacement glyphs as pixel polygons, and the fixed landmarks near the slice (pixels)."""
+
+    fixed: np.ndarray
+    moving: np.ndarray
+    warped: np.ndarray
+    glyphs: list
+    landmarks: Optional[np.ndarray]
+
+    def panels(self) -> list[tuple[np.ndarray, str]]:
+        return [
+            (colour_overlay(self.fixed, self.moving), "before: fixed (magenta) / moving (green)"),
+            (colour_overlay(self.fixed, self.warped), "after: fixed (magenta) / warped (green)"),
+            (checkerboard(self.fixed, self.warped), "checkerboard fixed / warped"),
+            (self.warped, "warped + displacement glyphs"),
+        ]
+
+
+def registration_views(scene, fixed_node, moving_node, warped_node, transform_node,
+                       fixed_landmarks=None) -> RegistrationViews:
+    """Render the slices and glyphs of one registration through a temporary slice view."""
+    view = SliceView(scene, fixed_node)
+    try:
+        return RegistrationViews(view.grey(fixed_node), view.grey(moving_node), view.grey(warped_node),
+                                 view.glyph_polygons(transform_node.GetDisplayNode()),
+                                 _landmark_pixels(view, fixed_landmarks))
+    finally:
+        view.close()
+
+
+def _draw(ax, picture: np.ndarray, title: str, views: Optional[RegistrationViews] = None) -> None:
+    """One panel; with ``views``, the glyphs and landmarks on top."""
+    from matplotlib.collections import PolyCollection
+
+    ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    ax.set_title(title, fontsize=9)
+    ax.set_axis_off()
+    ax.set_xlim(-0.5, picture.shape[1] - 0.5)
+    ax.set_ylim(picture.shape[0] - 0.5, -0.5)
+    if views is not None:
+        ax.add_collection(PolyCollection(views.glyphs, closed=False, facecolors="none", edgecolors="#ffcc00",
+                                         linewidths=0.8), autolim=False)
+        if views.landmarks is not None:
+            ax.scatter(views.landmarks[:, 0], views.landmarks[:, 1], s=22, facecolors="none", edgecolors="#00e5ff",
+                       linewidths=1)
+
+
+def save_views_png(path, rows: list[tuple[str, RegistrationViews]], title: str, columns=(0, 1, 2, 3),
+                   dpi: int = 90) -> Path:
+    """A PNG with one row of panels per registration (``columns`` picks from before, after, checkerboard,
+    glyphs), each row labelled."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    from matplotlib.collections import PolyCollection
 
-    view = SliceView(scene, fixed_node)
-    try:
-        fixed, moving = view.grey(fixed_node), view.grey(moving_node)
-        warped = view.grey(registration.warped_volume)
-        glyphs = view.glyph_polygons(registration.transform.GetDisplayNode())
-        landmarks = _landmark_pixels(view, fixed_landmarks)
-    finally:
-        view.close()
-
-    method = registration.result.method
-    fig, axes = plt.subplots(1, 4, figsize=(16, 4.6))
-    panels = [
-        (colour_overlay(fixed, moving), "before: fixed (magenta) / moving (green)"),
-        (colour_overlay(fixed, warped), "after: fixed (magenta) / warped (green)"),
-        (checkerboard(fixed, warped), "checkerboard fixed / warped"),
-        (warped, f"warped + displacement glyphs ({len(glyphs)})"),
-    ]
-    for ax, (picture, title) in zip(axes, panels):
-        ax.imshow(picture, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=10)
-        ax.set_axis_off()
-        ax.set_xlim(-0.5, picture.shape[1] - 0.5)
-        ax.set_ylim(picture.shape[0] - 0.5, -0.5)
-    axes[3].add_collection(PolyCollection(glyphs, closed=False, facecolors="none", edgecolors="#ffcc00",
-                                          linewidths=0.8), autolim=False)
-    if landmarks is not None:
-        axes[3].scatter(landmarks[:, 0], landmarks[:, 1], s=22, facecolors="none", edgecolors="#00e5ff", linewidths=1)
-    subtitle = f"{method}: {registration.result.timings.get('total', 0.0):.1f} s on {registration.result.device}"
-    if registration.review is not None:
-        subtitle += (f"; landmark TRE {registration.review.before['mean']:.2f} -> "
-                     f"{registration.review.after['mean']:.2f} mm (mean)")
-    fig.suptitle(subtitle, fontsize=11)
-    fig.tight_layout()
+    fig, axes = plt.subplots(len(rows), len(columns), figsize=(4 * len(columns), 4.1 * len(rows) + 0.4),
+                             squeeze=False)
+    for row, (axes_row, (label, views)) in enumerate(zip(axes, rows)):
+        panels = views.panels()
+        for ax, column in zip(axes_row, columns):
+            picture, panel_title = panels[column]
+            _draw(ax, picture, panel_title if row == 0 else "", views if column == 3 else None)
+        if len(rows) > 1:
+            axes_row[0].text(-0.03, 0.5, label, rotation=90, transform=axes_row[0].transAxes, ha="right",
+                             va="center", fontsize=10)
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout(rect=(0.02 if len(rows) > 1 else 0.0, 0.0, 1.0, 0.97 if len(rows) > 1 else 0.95))
     path = Path(path)
-    fig.savefig(path, dpi=90)
+    fig.savefig(path, dpi=dpi)
     plt.close(fig)
     return path
+
+
+def save_registration_views(path, scene, fixed_node, moving_node, registration, fixed_landmarks=None) -> Path:
+    """Write a PNG of four slice views of a :class:`~learnreg.slicer.run.SceneRegistration`: before and after
+    overlays, a checkerboard, and the warped volume with the displacement glyphs (and the fixed landmarks
+    near the slice as circles)."""
+    views = registration_views(scene, fixed_node, moving_node, registration.warped_volume, registration.transform,
+                               fixed_landmarks)
+    result = registration.result
+    title = f"{result.method}: {result.timings.get('total', 0.0):.1f} s on {result.device}"
+    if registration.review is not None:
+        title += f"; landmark TRE {registration.review.before['mean']:.2f} -> {registration.review.after['mean']:.2f} mm (mean)"
+    return save_views_png(path, [(result.method, views)], title)
 
 
 def _landmark_pixels(view: SliceView, fixed_landmarks) -> Optional[np.ndarray]:
