@@ -212,15 +212,20 @@ def test_bad_inputs_give_clear_messages_and_add_nothing(small_scene):
     empty = scene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "empty")
     labels = scene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "labels")
     slicer.util.updateVolumeFromArray(labels, (pair.fixed.array > 100).astype(np.uint8))
-    few = add_markups_node(scene, pair.fixed_landmarks.__class__(pair.fixed_landmarks.points[:3],
-                                                                  pair.fixed_landmarks.labels[:3]), "few")
+    landmarks_class = pair.fixed_landmarks.__class__
+    few = add_markups_node(scene, landmarks_class(pair.fixed_landmarks.points[:3], pair.fixed_landmarks.labels[:3]),
+                           "few")
     full = add_markups_node(scene, pair.moving_landmarks, "full")
+    relabelled = add_markups_node(scene, landmarks_class(pair.moving_landmarks.points, (
+        "other",) + pair.moving_landmarks.labels[1:]), "relabelled")
+    all_fixed = add_markups_node(scene, pair.fixed_landmarks, "all fixed")
     cases = [
         ((fixed, fixed), {}, "same node"),
         ((fixed, empty), {}, "no image data"),
         ((labels, moving), {}, "label map"),
         ((fixed, moving), {"fixed_landmarks": few, "moving_landmarks": full}, "differ in number"),
         ((fixed, moving), {"fixed_landmarks": few}, "both fixed and moving landmarks"),
+        ((fixed, moving), {"fixed_landmarks": all_fixed, "moving_landmarks": relabelled}, "some labels but not all"),
         ((fixed, moving), {"warped_volume": moving}, "is one of the inputs"),
     ]
     for (f, m), extra, message in cases:

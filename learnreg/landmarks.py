@@ -198,10 +198,11 @@ def write_landmarks(landmarks: Landmarks, path, coordinate_system: str = "LPS") 
 
 
 def match_pairs(fixed: Landmarks, moving: Landmarks) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
-    """Corresponding ``(fixed_points, moving_points, labels)``: by label when possible, else by order.
+    """Corresponding ``(fixed_points, moving_points, labels)``: by label when both sets carry the same
+    labels, by order when they share none (e.g. Slicer's default names ``F-1`` and ``M-1``).
 
     Raises:
-        InputError: the two sets have different numbers of landmarks.
+        InputError: the two sets have different numbers of landmarks, or share some labels but not all.
     """
     if len(fixed) != len(moving):
         raise InputError(
@@ -212,4 +213,10 @@ def match_pairs(fixed: Landmarks, moving: Landmarks) -> tuple[np.ndarray, np.nda
     if unique and set(fixed.labels) == set(moving.labels):
         order = [moving.labels.index(label) for label in fixed.labels]
         return fixed.points, moving.points[order], fixed.labels
+    shared = set(fixed.labels) & set(moving.labels)
+    if shared:
+        unmatched = sorted(set(fixed.labels) ^ set(moving.labels))
+        raise InputError(
+            f"the fixed and moving landmarks share some labels but not all (no partner for {', '.join(unmatched[:5])}); "
+            "give both lists the same labels, or entirely different ones to pair them by order")
     return fixed.points, moving.points, fixed.labels
