@@ -156,3 +156,13 @@ def test_module_file_imports_without_torch(module_loader, monkeypatch):
     loaded = module_loader("R2Register")
     assert loaded.R2RegisterLogic.network_method == "r2n2"
     assert "torch" not in sys.modules or sys.modules["torch"] is None
+
+
+def test_sample_data_entries_name_existing_files():
+    from learnreg.slicer.module_logic import sample_data_sources
+
+    sources = {s["name"]: s for s in sample_data_sources()}
+    assert {"LearnReg brain2d", "LearnReg brain3d", "LearnReg ratlung2d"} <= set(sources)
+    for source in sources.values():
+        assert len(source["files"]) == len(source["node_names"]) in (2, 4)
+        assert all(Path(f).is_file() for f in source["files"])

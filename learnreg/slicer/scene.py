@@ -14,6 +14,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import weakref
 from pathlib import Path
 
 from learnreg.errors import InputError
@@ -31,7 +32,8 @@ _MODULE_LOGICS = {
     "SubjectHierarchy": "vtkSlicerSubjectHierarchyModuleLogic",
 }
 
-# Logic objects must outlive the scene they serve; VTK does not keep them alive for us.
+# Logic objects must live as long as the scene they serve (VTK does not keep them alive); they are
+# dropped when the scene is.
 _KEEP_ALIVE: dict[int, list] = {}
 
 
@@ -81,6 +83,7 @@ def create_scene(cache_dir=None):
     remote_io.AddDataIOToScene()
     keep += [remote_io, data_io]
     _KEEP_ALIVE[id(scene)] = keep
+    weakref.finalize(scene, _KEEP_ALIVE.pop, id(scene), None)
     slicer.mrmlScene = scene
     return scene
 
