@@ -256,7 +256,8 @@ class Image:
         return out
 
 
-def _suffix(path: Path) -> str:
+def image_suffix(path: Path) -> str:
+    """The file's image suffix (``.nii.gz`` counts as one), lower case."""
     name = path.name.lower()
     for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
         if name.endswith(suffix):
@@ -279,7 +280,7 @@ def load_image(path, role: str = "image") -> Image:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{role} file not found: {path}")
-    if _suffix(path) not in IMAGE_SUFFIXES:
+    if image_suffix(path) not in IMAGE_SUFFIXES:
         raise InputError(
             f"{role} file {path.name} is not an image format learnreg reads; use one of {', '.join(IMAGE_SUFFIXES)}"
         )
@@ -300,7 +301,7 @@ def save_image(image: Image, path) -> None:
     import SimpleITK as sitk
 
     path = Path(path)
-    if _suffix(path) not in IMAGE_SUFFIXES:
+    if image_suffix(path) not in IMAGE_SUFFIXES:
         raise InputError(f"cannot write {path.name}: use one of {', '.join(IMAGE_SUFFIXES)}")
     sitk.WriteImage(image.to_sitk(), str(path), useCompression=True)
 

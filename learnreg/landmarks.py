@@ -16,10 +16,14 @@ import io
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from learnreg.errors import InputError
+
+if TYPE_CHECKING:
+    from learnreg.image import Image
 
 LANDMARK_SUFFIXES = (".mrk.json", ".json", ".fcsv", ".csv")
 _RAS_TO_LPS = np.array([-1.0, -1.0, 1.0])
@@ -220,3 +224,37 @@ def match_pairs(fixed: Landmarks, moving: Landmarks) -> tuple[np.ndarray, np.nda
             f"the fixed and moving landmarks share some labels but not all (no partner for {', '.join(unmatched[:5])}); "
             "give both lists the same labels, or entirely different ones to pair them by order")
     return fixed.points, moving.points, fixed.labels
+
+
+@dataclass(frozen=True)
+class LandmarkPairs:
+    """Matched landmark pairs in LPS mm: ``fixed[n]`` corresponds to ``moving[n]``, both named ``labels[n]``."""
+
+    fixed: np.ndarray
+    moving: np.ndarray
+    labels: tuple[str, ...]
+
+    def as_landmarks(self) -> tuple[Landmarks, Landmarks]:
+        """The fixed and the moving landmarks, each with the shared labels."""
+        return Landmarks(self.fixed, self.labels), Landmarks(self.moving, self.labels)
+
+
+def check_landmarks_inside(landmarks: Landmarks, image: "Image", role: str) -> None:
+    """Raise :class:`InputError` naming the landmarks that lie outside ``image``."""
+    outside = ~image.grid.contains(landmarks.points)
+    if outside.any():
+        names = ", ".join(np.asarray(landmarks.labels)[outside][:5])
+        raise InputError(
+            f"{int(outside.sum())} {role} landmark(s) lie outside the {role} image ({names}); check the landmark "
+            "file's coordinate system (LPS or RAS) and that it belongs to this image"
+        )
+
+
+def pair_landmarks(fixed: Landmarks, moving: Landmarks, fixed_image: "Image", moving_image: "Image") -> LandmarkPairs:
+    """Match fixed and moving landmarks (:func:`match_pairs`) and check each set lies inside its image."""
+    fixed_points, moving_points, labels = match_pairs(fixed, moving)
+    pairs = LandmarkPairs(fixed_points, moving_points, labels)
+    matched_fixed, matched_moving = pairs.as_landmarks()
+    check_landmarks_inside(matched_fixed, fixed_image, "fixed")
+    check_landmarks_inside(matched_moving, moving_image, "moving")
+    return pairs

@@ -17,12 +17,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
 
 from learnreg import __version__
 from learnreg.errors import InputError
-from learnreg.image import IMAGE_SUFFIXES, Image, load_image, save_image
-from learnreg.landmarks import Landmarks, match_pairs, read_landmarks
+from learnreg.image import Image, image_suffix, load_image, save_image
+from learnreg.landmarks import LandmarkPairs, pair_landmarks, read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.progress import CancelToken, ProgressCallback
 from learnreg.registration import RegistrationResult, create_registrar
@@ -31,15 +30,6 @@ TRANSFORM_CONVENTION = (
     "ITK DisplacementFieldTransform in LPS mm, resampling direction: TransformPoint(fixed point) gives the "
     "corresponding moving point; Resample(moving, fixed, transform) reproduces warped.nii.gz"
 )
-
-
-@dataclass
-class LandmarkPairs:
-    """Matched landmark pairs in LPS mm."""
-
-    fixed: np.ndarray
-    moving: np.ndarray
-    labels: tuple[str, ...]
 
 
 @dataclass
@@ -66,10 +56,7 @@ def scene_support_missing() -> Optional[str]:
 
 def _image_name(path) -> str:
     name = Path(path).name
-    for suffix in sorted(IMAGE_SUFFIXES, key=len, reverse=True):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return name[: len(name) - len(image_suffix(Path(path)))]
 
 
 def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) -> Optional[LandmarkPairs]:
@@ -78,21 +65,7 @@ def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) ->
         return None
     if fixed_path is None or moving_path is None:
         raise InputError("give both --fixed-landmarks and --moving-landmarks, or neither")
-    fixed_points, moving_points, labels = match_pairs(read_landmarks(fixed_path), read_landmarks(moving_path))
-    check_landmarks_inside(Landmarks(fixed_points, labels), fixed, "fixed")
-    check_landmarks_inside(Landmarks(moving_points, labels), moving, "moving")
-    return LandmarkPairs(fixed_points, moving_points, labels)
-
-
-def check_landmarks_inside(landmarks: Landmarks, image: Image, role: str) -> None:
-    """Raise :class:`InputError` naming the landmarks that lie outside ``image``."""
-    outside = ~image.grid.contains(landmarks.points)
-    if outside.any():
-        names = ", ".join(np.asarray(landmarks.labels)[outside][:5])
-        raise InputError(
-            f"{int(outside.sum())} {role} landmark(s) lie outside the {role} image ({names}); check the landmark "
-            "file's coordinate system (LPS or RAS) and that it belongs to this image"
-        )
+    return pair_landmarks(read_landmarks(fixed_path), read_landmarks(moving_path), fixed, moving)
 
 
 def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Image, moving: Image,
@@ -169,10 +142,8 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     if scene:
         from learnreg.slicer.headless import register_in_new_scene
 
-        pairs = None if landmarks is None else (Landmarks(landmarks.fixed, landmarks.labels),
-                                                Landmarks(landmarks.moving, landmarks.labels))
         headless = register_in_new_scene(fixed, moving, registrar, names=(_image_name(fixed_path), _image_name(moving_path)),
-                                         landmarks=pairs, device=device, progress=progress, cancel=cancel)
+                                         landmarks=landmarks, device=device, progress=progress, cancel=cancel)
         result = headless.registration.result
     else:
         result = registrar.register(fixed, moving, device=device, progress=progress, cancel=cancel)

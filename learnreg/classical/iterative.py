@@ -101,10 +101,9 @@ def steps_from_snapshots(snapshots: list[dict], fixed: Image) -> list[StepRecord
     """
     steps: list[StepRecord] = []
     previous = None
+    mode = "trilinear" if fixed.ndim == 3 else "bilinear"
     for index, snap in enumerate(snapshots):
-        level_field = snap["field"]
-        mode = "trilinear" if fixed.ndim == 3 else "bilinear"
-        on_fixed = F.interpolate(level_field, size=fixed.grid.spatial_shape, mode=mode, align_corners=True)
+        on_fixed = F.interpolate(snap["field"], size=fixed.grid.spatial_shape, mode=mode, align_corners=True)
         added = on_fixed if previous is None else on_fixed - previous
         previous = on_fixed
         parameters = {k: v for k, v in snap.items() if k not in ("field", "loss")}

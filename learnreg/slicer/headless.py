@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 from learnreg.image import Image
-from learnreg.landmarks import Landmarks
+from learnreg.landmarks import LandmarkPairs
 from learnreg.progress import CancelToken, ProgressCallback
 from learnreg.registration import Registrar
 from learnreg.slicer.markups import add_markups_node
@@ -21,29 +21,43 @@ from learnreg.slicer.volumes import add_volume_node
 
 
 @dataclass
+class PairNodes:
+    """The input nodes of a registration: volumes, and point lists when there are landmarks."""
+
+    fixed: Any
+    moving: Any
+    fixed_landmarks: Optional[Any] = None
+    moving_landmarks: Optional[Any] = None
+
+
+def add_pair_nodes(scene, fixed: Image, moving: Image, names: tuple[str, str] = ("fixed", "moving"),
+                   landmarks: Optional[LandmarkPairs] = None) -> PairNodes:
+    """Add the images (and landmark pairs) to ``scene`` as volumes (and point lists) named after ``names``."""
+    nodes = PairNodes(add_volume_node(scene, fixed, names[0]), add_volume_node(scene, moving, names[1]))
+    if landmarks is not None:
+        fixed_points, moving_points = landmarks.as_landmarks()
+        nodes.fixed_landmarks = add_markups_node(scene, fixed_points, f"{names[0]} landmarks")
+        nodes.moving_landmarks = add_markups_node(scene, moving_points, f"{names[1]} landmarks")
+    return nodes
+
+
+@dataclass
 class HeadlessRegistration:
     """The scene a registration was run in, its input nodes, and the result nodes."""
 
     scene: Any
-    fixed_node: Any
-    moving_node: Any
-    fixed_landmarks: Optional[Any]
-    moving_landmarks: Optional[Any]
+    nodes: PairNodes
     registration: SceneRegistration
 
 
 def register_in_new_scene(fixed: Image, moving: Image, registrar: Registrar, *, names: tuple[str, str] = ("fixed", "moving"),
-                          landmarks: Optional[tuple[Landmarks, Landmarks]] = None, device: str = "auto",
+                          landmarks: Optional[LandmarkPairs] = None, device: str = "auto",
                           progress: Optional[ProgressCallback] = None,
                           cancel: Optional[CancelToken] = None) -> HeadlessRegistration:
     """Put the images (and landmarks) into a new headless scene and register them there."""
     scene = create_scene()
-    fixed_node = add_volume_node(scene, fixed, names[0])
-    moving_node = add_volume_node(scene, moving, names[1])
-    fixed_points = moving_points = None
-    if landmarks is not None:
-        fixed_points = add_markups_node(scene, landmarks[0], f"{names[0]} landmarks")
-        moving_points = add_markups_node(scene, landmarks[1], f"{names[1]} landmarks")
-    registration = run_registration(scene, fixed_node, moving_node, registrar, progress=progress, cancel=cancel,
-                                    device=device, fixed_landmarks=fixed_points, moving_landmarks=moving_points)
-    return HeadlessRegistration(scene, fixed_node, moving_node, fixed_points, moving_points, registration)
+    nodes = add_pair_nodes(scene, fixed, moving, names, landmarks)
+    registration = run_registration(scene, nodes.fixed, nodes.moving, registrar, progress=progress, cancel=cancel,
+                                    device=device, fixed_landmarks=nodes.fixed_landmarks,
+                                    moving_landmarks=nodes.moving_landmarks)
+    return HeadlessRegistration(scene, nodes, registration)

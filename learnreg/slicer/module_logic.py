@@ -133,21 +133,22 @@ def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = 
     import numpy as np
 
     from learnreg.image import load_image
-    from learnreg.landmarks import read_landmarks
+    from learnreg.landmarks import pair_landmarks, read_landmarks
     from learnreg.sample_data import sample_pairs
-    from learnreg.slicer.markups import add_markups_node
-    from learnreg.slicer.volumes import add_volume_node, image_from_volume_node
+    from learnreg.slicer.headless import add_pair_nodes
+    from learnreg.slicer.volumes import image_from_volume_node
 
     sample = sample_pairs()[pair]
-    fixed = add_volume_node(scene, load_image(sample.fixed), f"{pair} fixed")
-    moving = add_volume_node(scene, load_image(sample.moving), f"{pair} moving")
-    fixed_points = add_markups_node(scene, read_landmarks(sample.fixed_landmarks), f"{pair} fixed landmarks")
-    moving_points = add_markups_node(scene, read_landmarks(sample.moving_landmarks), f"{pair} moving landmarks")
+    fixed_image, moving_image = load_image(sample.fixed), load_image(sample.moving)
+    landmarks = pair_landmarks(read_landmarks(sample.fixed_landmarks), read_landmarks(sample.moving_landmarks),
+                               fixed_image, moving_image)
+    nodes = add_pair_nodes(scene, fixed_image, moving_image, (f"{pair} fixed", f"{pair} moving"), landmarks)
+    moving = nodes.moving
     moving_before = image_from_volume_node(moving).array.copy()
     method = logic.default_method()
     log(f"Registering {pair} with {method}")
-    result = logic.process(scene, fixed, moving, method, preset="Fast", fixed_landmarks=fixed_points,
-                           moving_landmarks=moving_points)
+    result = logic.process(scene, nodes.fixed, moving, method, preset="Fast", fixed_landmarks=nodes.fixed_landmarks,
+                           moving_landmarks=nodes.moving_landmarks)
     assert result.warped_volume is not None and result.warped_volume is not moving
     assert result.transform.GetTransformFromParent().IsA("vtkOrientedGridTransform")
     assert np.array_equal(image_from_volume_node(moving).array, moving_before), "the moving volume was changed"

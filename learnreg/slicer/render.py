@@ -16,6 +16,7 @@ import numpy as np
 from vtk.util.numpy_support import vtk_to_numpy
 
 from learnreg.slicer._mrml import slicer, vtk
+from learnreg.slicer.markups import landmarks_from_markups
 from learnreg.slicer.volumes import vtk_matrix_to_array
 
 
@@ -187,8 +188,5 @@ def _landmark_pixels(view: SliceView, fixed_landmarks) -> Optional[np.ndarray]:
     """Pixel positions of the fixed landmarks within 1.5 slices of the view."""
     if fixed_landmarks is None:
         return None
-    points = np.zeros((fixed_landmarks.GetNumberOfControlPoints(), 3))
-    for i in range(len(points)):
-        fixed_landmarks.GetNthControlPointPositionWorld(i, points[i])
-    pixels = view.to_pixels(points)
+    pixels = view.to_pixels(landmarks_from_markups(fixed_landmarks, "fixed landmarks").in_system("RAS"))
     return pixels[np.abs(pixels[:, 2]) <= 1.5, :2]

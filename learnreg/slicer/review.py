@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from learnreg.field import DisplacementField
-from learnreg.landmarks import Landmarks
-from learnreg.metrics import target_registration_errors, tre
+from learnreg.landmarks import LandmarkPairs, Landmarks
+from learnreg.metrics import tre
 from learnreg.slicer.markups import add_markups_node
 from learnreg.slicer.tables import add_bar_chart, add_table_node
 from learnreg.slicer.transforms import glyph_settings, show_as_glyphs
@@ -44,19 +44,18 @@ def worst_landmarks(errors: np.ndarray, count: int = 3) -> np.ndarray:
     return mask
 
 
-def add_tre_review(scene, method: str, fixed: Landmarks, moving: Landmarks, field: DisplacementField,
+def add_tre_review(scene, method: str, pairs: LandmarkPairs, field: DisplacementField,
                    transform_node=None, fixed_markups_node=None) -> TREReview:
     """Create the TRE table, summary table, bar chart and mapped-landmark point list for one result."""
-    errors_before = target_registration_errors(fixed.points, moving.points)
-    errors_after = target_registration_errors(fixed.points, moving.points, field)
+    before, after = tre(pairs.fixed, pairs.moving), tre(pairs.fixed, pairs.moving, field)
+    errors_before, errors_after = np.asarray(before["per_landmark"]), np.asarray(after["per_landmark"])
     order = np.argsort(-errors_after, kind="stable")
     table = add_table_node(scene, f"{method} TRE per landmark", {
-        LANDMARK: [fixed.labels[i] for i in order],
+        LANDMARK: [pairs.labels[i] for i in order],
         RANK: np.arange(1, len(order) + 1),
         BEFORE: errors_before[order],
         AFTER: errors_after[order],
     })
-    before, after = tre(fixed.points, moving.points), tre(fixed.points, moving.points, field)
     statistics = ["mean", "median", "p95", "max", "std"]
     summary = add_table_node(scene, f"{method} TRE summary", {
         "statistic": statistics,
@@ -65,7 +64,7 @@ def add_tre_review(scene, method: str, fixed: Landmarks, moving: Landmarks, fiel
     })
     chart = add_bar_chart(scene, table, f"{method} TRE per landmark", RANK, {"before": BEFORE, "after": AFTER},
                           LANDMARK, "landmark (worst first)", "TRE (mm)")
-    mapped = Landmarks(field.transform_points(fixed.points), fixed.labels)
+    mapped = Landmarks(field.transform_points(pairs.fixed), pairs.labels)
     descriptions = [f"TRE {b:.2f} -> {a:.2f} mm" for b, a in zip(errors_before, errors_after)]
     mapped_node = add_markups_node(scene, mapped, f"{method} mapped landmarks", descriptions,
                                    worst_landmarks(errors_after))

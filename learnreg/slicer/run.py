@@ -22,12 +22,13 @@ from typing import Any, Optional, Union
 
 from learnreg.errors import InputError
 from learnreg.image import Image
+from learnreg.landmarks import LandmarkPairs, pair_landmarks
 from learnreg.progress import CancelToken, ProgressCallback
 from learnreg.registration import Registrar, RegistrationResult, create_registrar
 from learnreg.slicer.markups import landmarks_from_markups
 from learnreg.slicer.review import TREReview, add_tre_review
 from learnreg.slicer.steps import StepSequences, add_step_sequences
-from learnreg.slicer.transforms import add_transform_node, glyph_settings, set_field_on_transform_node, show_as_glyphs
+from learnreg.slicer.transforms import add_transform_node, show_field
 from learnreg.slicer.volumes import add_volume_node, read_volume_node, update_volume_node
 
 #: node attribute prefix for what produced a result node
@@ -55,22 +56,15 @@ def _check_output(node, expected_class: str, role: str, inputs: tuple) -> None:
         raise InputError(f"the output {role} '{node.GetName()}' is a {node.GetClassName()}, not a {expected_class}")
 
 
-def _read_landmarks(fixed_markups, moving_markups, fixed: Image, moving: Image):
-    from learnreg.landmarks import Landmarks, match_pairs
-    from learnreg.pipeline import check_landmarks_inside
-
+def _read_landmarks(fixed_markups, moving_markups, fixed: Image, moving: Image) -> Optional[LandmarkPairs]:
     if fixed_markups is None and moving_markups is None:
         return None
     if fixed_markups is None or moving_markups is None:
         raise InputError("choose both fixed and moving landmarks, or neither")
     if fixed_markups is moving_markups:
         raise InputError(f"fixed and moving landmarks are the same point list '{fixed_markups.GetName()}'")
-    fixed_points, moving_points, labels = match_pairs(landmarks_from_markups(fixed_markups, "fixed landmarks"),
-                                                      landmarks_from_markups(moving_markups, "moving landmarks"))
-    pair = Landmarks(fixed_points, labels), Landmarks(moving_points, labels)
-    check_landmarks_inside(pair[0], fixed, "fixed")
-    check_landmarks_inside(pair[1], moving, "moving")
-    return pair
+    return pair_landmarks(landmarks_from_markups(fixed_markups, "fixed landmarks"),
+                          landmarks_from_markups(moving_markups, "moving landmarks"), fixed, moving)
 
 
 def _notes(fixed_node, moving_node, fixed_parent: Optional[str], moving_parent: Optional[str]) -> list[str]:
@@ -141,16 +135,13 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         if transform is None:
             transform = add_transform_node(scene, result.field, f"{name} transform", region_node=fixed_node)
         else:
-            set_field_on_transform_node(transform, result.field)
-            if transform.GetDisplayNode() is None:
-                transform.CreateDefaultDisplayNodes()
-            show_as_glyphs(transform.GetDisplayNode(), glyph_settings(result.field), fixed_node)
+            show_field(transform, result.field, region_node=fixed_node)
         _tag(warped_volume, result)
         _tag(transform, result)
         steps = add_step_sequences(scene, result, moving_in.image, name)
         review = None
         if landmarks is not None:
-            review = add_tre_review(scene, name, landmarks[0], landmarks[1], result.field, transform, fixed_landmarks)
+            review = add_tre_review(scene, name, landmarks, result.field, transform, fixed_landmarks)
     except BaseException:
         for node_id in _node_ids(scene) - before:
             node = scene.GetNodeByID(node_id)

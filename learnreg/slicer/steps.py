@@ -19,10 +19,8 @@ from learnreg.field import DisplacementField
 from learnreg.image import Image
 from learnreg.registration import RegistrationResult
 from learnreg.slicer._mrml import slicer
-from learnreg.slicer.volumes import update_volume_node
+from learnreg.slicer.volumes import RAS_LPS, update_volume_node
 from learnreg.warp import resample_to_grid
-
-_FLIP = np.array([-1.0, -1.0, 1.0])
 
 #: colour table of the displacement overlay (built into every scene)
 OVERLAY_COLOURS = "vtkMRMLColorTableNodeRainbow"
@@ -46,7 +44,7 @@ def _volume(image: Image):
 
 def _region(centre_lps, extent_mm: float, ndim: int):
     node = slicer.vtkMRMLMarkupsROINode()
-    node.SetCenter(*(np.asarray(centre_lps) * _FLIP))
+    node.SetCenter(*(RAS_LPS[:3, :3] @ np.asarray(centre_lps)))
     size = [2.0 * extent_mm] * 3
     if ndim == 2:
         size[2] = 1.0
@@ -73,11 +71,13 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
     local = all(s.centre is not None and s.extent_mm is not None for s in steps)
     region = _new_sequence(scene, f"{method} step region") if local else None
     accumulated = np.zeros_like(result.field.vectors)
+    largest_mm = 0.0
     for step in steps:
         value = str(step.index)
         accumulated = accumulated + step.displacement.vectors
-        magnitude = Image(step.displacement.magnitude().astype(np.float32), grid)
-        displacement.SetDataNodeAtValue(_volume(magnitude), value)
+        magnitude = step.displacement.magnitude().astype(np.float32)
+        largest_mm = max(largest_mm, float(magnitude.max()))
+        displacement.SetDataNodeAtValue(_volume(Image(magnitude, grid)), value)
         field = DisplacementField(accumulated, grid).to_axis_tensor()
         warped.SetDataNodeAtValue(_volume(resample_to_grid(moving, grid, field)), value)
         if region is not None:
@@ -89,7 +89,7 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
     if region is not None:
         browser.AddSynchronizedSequenceNode(region)
     browser.SetSelectedItemNumber(len(steps) - 1)
-    _style_proxies(browser, displacement, warped, float(max(s.displacement.magnitude().max() for s in steps)))
+    _style_proxies(browser, displacement, warped, largest_mm)
     return StepSequences(browser, displacement, warped, region)
 
 

@@ -110,10 +110,16 @@ def show_as_glyphs(display_node, settings: GlyphSettings, region_node=None, poin
     display_node.SetVisibility3D(True)
 
 
+def show_field(node, field: DisplacementField, region_node=None) -> None:
+    """Store ``field`` in the grid transform ``node`` (FromParent) and draw it as glyphs over ``region_node``."""
+    set_field_on_transform_node(node, field)
+    if node.GetDisplayNode() is None:
+        node.CreateDefaultDisplayNodes()
+    show_as_glyphs(node.GetDisplayNode(), glyph_settings(field), region_node)
+
+
 def add_transform_node(scene, field: DisplacementField, name: str, region_node=None):
     """A new grid transform node holding ``field`` (FromParent), shown as glyphs over ``region_node``."""
     node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", scene.GenerateUniqueName(name))
-    set_field_on_transform_node(node, field)
-    node.CreateDefaultDisplayNodes()
-    show_as_glyphs(node.GetDisplayNode(), glyph_settings(field), region_node)
+    show_field(node, field, region_node)
     return node
