@@ -17,16 +17,6 @@ from learnreg.errors import LearnRegError, RegistrationCancelled
 from learnreg.progress import CancelToken, TerminalProgressBar
 
 
-def _parse_options(pairs: Sequence[str]) -> dict:
-    options = {}
-    for pair in pairs or ():
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise LearnRegError(f"option {pair!r} must look like key=value (e.g. -o iterations=50,50,20)")
-        options[key.strip()] = value.strip()
-    return options
-
-
 def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="torch device (default: auto)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
@@ -77,7 +67,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "methods":
         _print_methods(args.verbose)
         return 0
-    options = _parse_options(args.option)
+    from learnreg.registration import options_from_pairs
+
+    options = options_from_pairs(args.option)
     bar = None if args.quiet else TerminalProgressBar()
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())

@@ -118,6 +118,20 @@ def _coerce(value: Any, annotation: Any, name: str) -> Any:
     return value
 
 
+def options_from_pairs(pairs) -> dict:
+    """``["iterations=50,30,10", "image_loss=ncc"]`` -> ``{"iterations": "50,30,10", ...}``; blank items are
+    skipped, anything else without ``key=value`` is an :class:`InputError`."""
+    options = {}
+    for item in pairs or ():
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"option {item.strip()!r} must look like key=value (e.g. iterations=50,30,10)")
+        options[key.strip()] = value.strip()
+    return options
+
+
 def parse_options(options_type: type, values: Optional[dict] = None):
     """Build an options dataclass from a dict of (possibly string) values, with clear errors."""
     if values is None:

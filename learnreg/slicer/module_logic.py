@@ -51,17 +51,9 @@ def preset_options(method: str, preset: str) -> dict:
 
 def parse_option_text(text: str) -> dict:
     """``"iterations=50,30,10; image_loss=ncc"`` (``;`` or new lines between) -> dict, with clear errors."""
-    from learnreg.errors import InputError
+    from learnreg.registration import options_from_pairs
 
-    options = {}
-    for item in text.replace("\n", ";").split(";"):
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"option {item.strip()!r} must look like key=value (e.g. iterations=50,30,10)")
-        options[key.strip()] = value.strip()
-    return options
+    return options_from_pairs(text.replace("\n", ";").split(";"))
 
 
 class RegistrationLogic:
