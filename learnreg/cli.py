@@ -1,4 +1,4 @@
-"""The ``learnreg`` command line: ``register``, ``methods`` and ``demo``.
+"""The ``learnreg`` command line: ``register``, ``methods``, ``demo`` and ``train``.
 
 Errors a user can cause print one line ``learnreg: error: ...`` and exit with code 2; nothing is
 written to the output folder then.
@@ -48,7 +48,37 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--method", default="bspline", help="registration method (default: bspline)")
     demo.add_argument("--pairs", nargs="*", help="sample pairs to run (default: all)")
     _add_common(demo)
+
+    trainer = sub.add_parser("train", help="train a learning-based method from a configuration file",
+                             description="Train a network; under 'torchrun --nproc-per-node N' the processes train "
+                                         "data-parallel.")
+    trainer.add_argument("method", choices=sorted(TRAINERS), help="method to train")
+    trainer.add_argument("--config", required=True, help="configuration file (.toml, or .yaml with PyYAML)")
+    trainer.add_argument("--steps", type=int, help="override the configuration's [training] steps")
+    trainer.add_argument("--restart", action="store_true",
+                         help="start afresh even if the output folder holds a checkpoint (default: resume)")
+    trainer.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
+
+
+#: method -> (module, function) of its trainer
+TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2")}
+
+
+def _train(args: argparse.Namespace) -> int:
+    import importlib
+    import json
+
+    module, function = TRAINERS[args.method]
+    trainer = getattr(importlib.import_module(module), function)
+    bar = None if args.quiet else TerminalProgressBar()
+    card = trainer(args.config, progress=bar, resume=not args.restart, steps=args.steps)
+    if bar:
+        bar.close()
+    if card is not None:
+        print(f"weights written: {card['weights_file']} (sha256 {card['sha256'][:12]}...)")
+        print(json.dumps(card["validation"], indent=2))
+    return 0
 
 
 def _print_methods(verbose: bool) -> None:
@@ -67,6 +97,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "methods":
         _print_methods(args.verbose)
         return 0
+    if args.command == "train":
+        return _train(args)
     from learnreg.registration import options_from_pairs
 
     options = options_from_pairs(args.option)

@@ -240,7 +240,10 @@ def register_method(cls: type[Registrar]) -> type[Registrar]:
 
 
 def _load_builtin_methods() -> None:
-    import learnreg.classical  # noqa: F401  (registers affine, bspline, ddf)
+    import importlib
+
+    for module in ("learnreg.classical", "learnreg.r2n2.registrar"):  # their imports register the methods
+        importlib.import_module(module)
 
 
 def available_methods() -> dict[str, type[Registrar]]:

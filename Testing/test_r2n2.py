@@ -1,0 +1,266 @@
+"""R2N2: network outputs, weights files, the step reporting and stopping rule, training (single process,
+resume, two-process DDP), and the shipped weights on held-out pairs."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from learnreg.errors import InputError
+from learnreg.image import Grid, Image, load_image
+from learnreg.landmarks import read_landmarks
+from learnreg.metrics import folding, tre
+from learnreg.model_files import card_path
+from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement
+from learnreg.r2n2.model import R2N2Model, shipped_weights, working_grid
+from learnreg.r2n2.network import NetworkConfig, R2N2Network
+from learnreg.registration import create_registrar
+from learnreg.sample_data import sample_pairs
+from learnreg.warp import axis_coordinate_tensor
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = NetworkConfig(ndim=2, channels=(8, 8, 16), residual_units=1, fc_hidden=32, recurrent_noise=0.05)
+
+
+def tiny_model_file(folder: Path, *, ndim: int = 2, weight: float = 0.0, seed: int = 0) -> Path:
+    """An untrained small model whose every Gaussian has normalised weight ``weight`` (head bias)."""
+    torch.manual_seed(seed)
+    model = R2N2Model.create(NetworkConfig(ndim, TINY.channels, 1, 32, 0.05), 16, 5)
+    with torch.no_grad():
+        model.network.parameters_net.head.bias[ndim:2 * ndim] = float(np.arctanh(weight))
+    path = folder / f"tiny{ndim}d.pt"
+    model.save(path, {"title": "test model"})
+    return path
+
+
+@pytest.mark.parametrize("ndim,size", [(2, 24), (3, 16)])
+def test_network_outputs_are_bounded(ndim, size):
+    network = R2N2Network(NetworkConfig(ndim, (8, 8, 16), 1, 32, 0.1)).train()
+    torch.manual_seed(1)
+    with torch.no_grad():
+        network.parameters_net.head.weight.normal_(0, 5.0)  # push the bounded outputs towards their limits
+    images = torch.randn(2, 1, *[size] * ndim)
+    state = network.start()
+    for _ in range(3):
+        g, state = network(images, images.flip(2), state)
+    assert g.position.shape == (2, ndim) and g.position.abs().max() <= 1
+    assert 0 < g.widths.min() and g.widths.max() <= 0.25 + 1e-5
+    assert g.weight.abs().max() <= 1
+    assert g.angles.shape == (2, 1 if ndim == 2 else 3) and 0 <= g.angles.min() and g.angles.max() <= np.pi
+    assert len(state) == 3 and state[2].shape[1] == 16
+
+
+def test_recurrent_noise_only_in_training():
+    network = R2N2Network(TINY)
+    images = torch.randn(1, 1, 16, 16)
+    outputs = []
+    for mode in (True, True, False, False):
+        network.train(mode)
+        torch.manual_seed(len(outputs))
+        with torch.no_grad():
+            g, _ = network(images, images, network.start())
+            g, _ = network(images, images, _)
+        outputs.append(g.position)
+    assert not torch.allclose(outputs[0], outputs[1])  # different noise draws
+    assert torch.equal(outputs[2], outputs[3])  # evaluation is deterministic
+
+
+def test_working_grid_covers_the_fixed_image_with_square_voxels(colin_oblique):
+    work = working_grid(colin_oblique.grid, 32)
+    assert work.size == (32, 32, 32) and len(set(work.spacing)) == 1
+    assert np.allclose(work.centre, colin_oblique.grid.centre, atol=1e-6)
+    assert np.allclose(work.direction, colin_oblique.grid.direction)
+    full = np.asarray(colin_oblique.grid.size) * np.asarray(colin_oblique.grid.spacing)
+    assert work.spacing[0] * 32 == pytest.approx(full.max())
+
+
+def test_weights_round_trip_and_bad_files(tmp_path):
+    path = tiny_model_file(tmp_path, weight=0.3)
+    loaded = R2N2Model.load(path)
+    card = json.loads(card_path(path).read_text())
+    assert card["method"] == "r2n2" and card["format_version"] == 1 and len(card["sha256"]) == 64
+    for a, b in zip(loaded.network.state_dict().values(), R2N2Model.load(path).network.state_dict().values()):
+        assert torch.equal(a, b)
+
+    with pytest.raises(InputError, match="does not exist"):
+        R2N2Model.load(tmp_path / "missing.pt")
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(path.read_bytes()[:-10] + b"0123456789")
+    card_path(corrupt).write_text(card_path(path).read_text())
+    with pytest.raises(InputError, match=r"corrupt\.pt is corrupt or was replaced"):
+        R2N2Model.load(corrupt)
+    old = dict(card, format_version=0)
+    card_path(corrupt).write_text(json.dumps(old))
+    with pytest.raises(InputError, match="format version 0"):
+        R2N2Model.load(corrupt)
+    card_path(corrupt).unlink()
+    with pytest.raises(InputError, match="model card .*corrupt.card.json is missing"):
+        R2N2Model.load(corrupt)
+    card_path(corrupt).write_text(json.dumps(dict(card, method="istn")))
+    with pytest.raises(InputError, match="is a 'istn' model"):
+        R2N2Model.load(corrupt)
+
+
+def _pair():
+    pair = sample_pairs()["brain2d"]
+    return load_image(pair.fixed), load_image(pair.moving), pair
+
+
+def test_steps_add_up_to_the_field_and_are_the_reported_gaussians(tmp_path):
+    fixed, moving, _ = _pair()
+    weights = tiny_model_file(tmp_path, weight=0.02)
+    result = create_registrar("r2n2", {"weights": str(weights), "steps": 5, "tolerance": 0}).register(fixed, moving)
+    assert 1 <= len(result.steps) <= 5
+    assert result.parameter_count == 7 * len(result.steps)
+    total = sum(s.displacement.vectors for s in result.steps)
+    assert np.abs(total - result.field.vectors).max() < 1e-5
+    coords = axis_coordinate_tensor(fixed.grid, dtype=torch.float64)
+    origin = np.asarray(fixed.grid.origin)
+    for step in result.steps:
+        p = step.parameters
+        u = gaussian_displacement(coords, *(torch.tensor([p[k]], dtype=torch.float64) for k in
+                                            ("centre_mm", "widths_mm", "angles_rad", "weight_mm")))
+        expected = step.displacement.to_axis_tensor(dtype=torch.float64)[0]
+        assert (u[0] - expected).abs().max() < 1e-4
+        assert np.allclose(step.centre, origin + fixed.grid.direction_matrix[:, :2] @ p["centre_mm"], atol=1e-4)
+        assert step.extent_mm == pytest.approx(2 * max(p["widths_mm"]))
+        assert np.abs(p["weight_mm"]).max() > 0
+    losses = [s.loss for s in result.steps]
+    assert all(b <= a for a, b in zip([result.loss_history[0]] + losses, losses))  # no step made it worse
+
+
+def test_stopping_rule(tmp_path):
+    fixed, moving, _ = _pair()
+    # Gaussians of zero weight change nothing: the first step improves the loss by 0
+    still = tiny_model_file(tmp_path, weight=0.0)
+    stopped = create_registrar("r2n2", {"weights": str(still), "steps": 5, "tolerance": 1e-3}).register(fixed, moving)
+    assert len(stopped.steps) == 1 and np.abs(stopped.field.vectors).max() == 0
+    full = create_registrar("r2n2", {"weights": str(still), "steps": 5, "tolerance": 0}).register(fixed, moving)
+    assert len(full.steps) == 5  # tolerance 0: zero improvement is not worse, so all steps run
+    capped = create_registrar("r2n2", {"weights": str(still), "steps": 3, "tolerance": 0}).register(fixed, moving)
+    assert len(capped.steps) == 3 and capped.parameter_count == 21
+
+
+def test_bad_inputs(tmp_path, colin_oblique):
+    fixed, moving, _ = _pair()
+    weights3d = tiny_model_file(tmp_path, ndim=3)
+    with pytest.raises(InputError, match="for 3D images but the images are 2D"):
+        create_registrar("r2n2", {"weights": str(weights3d)}).register(fixed, moving)
+    with pytest.raises(InputError, match="does not exist"):
+        create_registrar("r2n2", {"weights": str(tmp_path / "none.pt")}).register(fixed, moving)
+    with pytest.raises(InputError, match="tolerance"):
+        create_registrar("r2n2", {"tolerance": 2})
+    messages = []
+    big = Image(np.zeros((1, 400, 400), np.float32) + np.arange(400, dtype=np.float32), Grid.make((400, 400, 1)))
+    create_registrar("r2n2", {"weights": str(tiny_model_file(tmp_path)), "steps": 1}).register(
+        big, big, progress=lambda f, m: messages.append(m))
+    assert any("sees the images on 16^2 voxels of 25.00 mm" in m for m in messages)
+
+
+# ----------------------------------------------------------------- training
+def _tiny_config(tmp_path: Path, steps: int = 4) -> Path:
+    data = ROOT / "learnreg" / "data"
+    config = tmp_path / "tiny.toml"
+    config.write_text(f"""
+[data]
+images = ["{data / 'colin27_t1_3mm.nii.gz'}"]
+validation_images = ["{data / 'rat_lung_slice1.nii.gz'}"]
+slice_step_mm = 15
+[model]
+working_size = 16
+channels = [8, 8, 16]
+residual_units = 1
+fc_hidden = 32
+sequence_length = 3
+[training]
+steps = {steps}
+batch_size = 2
+log_every = 1
+validate_every = 2
+checkpoint_every = 2
+validation_pairs = 2
+threads = 1
+[output]
+folder = "run"
+weights_path = "out/model.pt"
+""")
+    return config
+
+
+def _cli(*args, cwd=None, launcher=()):
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, *launcher, "-m", "learnreg.cli", *args], capture_output=True, text=True,
+                          cwd=cwd, env=env, timeout=300)
+
+
+def test_training_writes_log_curve_weights_and_resumes(tmp_path):
+    from learnreg.r2n2.training import train_r2n2
+
+    config = _tiny_config(tmp_path)
+    card = train_r2n2(config, steps=2)
+    run = tmp_path / "run"
+    assert (run / "checkpoint.pt").is_file() and (run / "loss.png").stat().st_size > 1000
+    rows = (run / "log.csv").read_text().splitlines()
+    assert rows[0].startswith("iteration") and len(rows) == 3
+    first = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert first["iteration"] == 2
+    card = train_r2n2(config)  # resumes at iteration 3
+    second = torch.load(run / "checkpoint.pt", weights_only=True)
+    assert second["iteration"] == 4 and [r["iteration"] for r in second["rows"]] == [1, 2, 3, 4]
+    assert card["training"]["iterations"] == 4 and card["validation"]["best"]["iteration"] in (2, 4)
+    model = R2N2Model.load(tmp_path / "out" / "model.pt")
+    assert model.working_size == 16 and model.sequence_length == 3
+
+
+def test_training_command_line_and_config_errors(tmp_path):
+    done = _cli("train", "r2n2", "--config", str(_tiny_config(tmp_path)), "--steps", "1", "--quiet", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "weights written: model.pt" in done.stdout
+    bad = tmp_path / "bad.toml"
+    bad.write_text(_tiny_config(tmp_path).read_text().replace("working_size = 16", "working_size = 20"))
+    done = _cli("train", "r2n2", "--config", str(bad), cwd=tmp_path)
+    assert done.returncode == 2 and "working_size must be a multiple of 8" in done.stderr
+    bad.write_text("[modle]\n")
+    done = _cli("train", "r2n2", "--config", str(bad), cwd=tmp_path)
+    assert done.returncode == 2 and "unknown section(s) modle" in done.stderr
+    done = _cli("train", "r2n2", "--config", str(tmp_path / "none.toml"), cwd=tmp_path)
+    assert done.returncode == 2 and "none.toml does not exist" in done.stderr
+
+
+def test_data_parallel_training_with_two_cpu_processes(tmp_path):
+    launcher = ("-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2")
+    done = _cli("train", "r2n2", "--config", str(_tiny_config(tmp_path)), "--steps", "2", "--quiet",
+                cwd=tmp_path, launcher=launcher)
+    assert done.returncode == 0, done.stderr[-2000:]
+    card = json.loads((tmp_path / "out" / "model.card.json").read_text())
+    assert card["training"]["processes"] == 2 and card["training"]["hardware"].startswith("2 x CPU")
+    assert done.stdout.count("weights written") == 1  # only rank 0 writes
+    R2N2Model.load(tmp_path / "out" / "model.pt")
+
+
+# ----------------------------------------------------------------- shipped weights
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_shipped_weights_are_checked_against_their_cards(ndim):
+    model = R2N2Model.load(shipped_weights(ndim))
+    assert model.ndim == ndim
+    assert model.card["training"]["iterations"] >= 1000
+    assert model.card["validation"]["best"]["val_tre_mm"] < model.card["validation"]["best"]["val_tre_before_mm"]
+
+
+def test_held_out_pair_tre_at_least_halves():
+    """brain2d's images (BrainT1Slice) were never used in training or validation."""
+    fixed, moving, pair = _pair()
+    result = create_registrar("r2n2").register(fixed, moving)
+    fixed_points, moving_points = read_landmarks(pair.fixed_landmarks), read_landmarks(pair.moving_landmarks)
+    before = tre(fixed_points.points, moving_points.points)["mean"]
+    after = tre(fixed_points.points, moving_points.points, result.field)["mean"]
+    assert after <= 0.5 * before, (before, after)
+    assert folding(result.field)["percent_nonpositive_jacobian"] < 0.1
+    assert result.parameter_count == 7 * len(result.steps) <= 7 * 50

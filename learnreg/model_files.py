@@ -1,0 +1,114 @@
+"""Trained weights on disk: a ``.pt`` file loaded without running code, checked against its model card.
+
+A model is two files side by side:
+
+- ``<name>.pt``: a dict of tensors and plain values written by ``torch.save`` and read back with
+  ``torch.load(..., weights_only=True)`` (no pickled code is ever executed);
+- ``<name>.card.json``: the machine-readable model card. It holds ``format_version``, the weights'
+  ``sha256``, the method, and the training record (data, steps, wall time, hardware, metrics), from which
+  the human-readable ``<name>.md`` is written.
+
+:func:`load_model_file` refuses a missing file, a hash that differs from the card (a corrupt or replaced
+file) and a format version this release cannot read, each with a message naming the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from learnreg.errors import InputError
+
+#: the weights-file layout this release writes and reads
+FORMAT_VERSION = 1
+#: where the shipped models live
+MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
+
+
+def card_path(weights_path: Path) -> Path:
+    """``foo.pt`` -> ``foo.card.json``."""
+    weights_path = Path(weights_path)
+    return weights_path.with_name(weights_path.stem + ".card.json")
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model_file(path, payload: dict[str, Any], card: dict[str, Any]) -> dict[str, Any]:
+    """Write the weights and their card (each atomically); returns the card as written.
+
+    ``payload`` must hold only tensors and plain values (what ``weights_only`` loading accepts); ``card``
+    gains ``format_version``, ``weights_file`` and ``sha256``.
+    """
+    path = Path(path)
+    _atomic_write(path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **payload}, tmp))
+    card = {**card, "format_version": FORMAT_VERSION, "weights_file": path.name, "sha256": file_sha256(path)}
+    _atomic_write(card_path(path), lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
+    return card
+
+
+def read_card(path) -> dict[str, Any]:
+    """The model card of weights file ``path``; :class:`InputError` when it is missing or unreadable."""
+    card_file = card_path(Path(path))
+    if not card_file.is_file():
+        raise InputError(f"model card {card_file} is missing; every weights file needs its .card.json next to it "
+                         "(reinstall LearnReg, or retrain with 'learnreg train')")
+    try:
+        return json.loads(card_file.read_text())
+    except (OSError, ValueError) as exc:
+        raise InputError(f"model card {card_file} cannot be read ({exc}); reinstall LearnReg or retrain") from None
+
+
+def load_model_file(path, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(payload, card)`` of a weights file after checking it against its card.
+
+    Raises:
+        InputError: the file or card is missing, the hash differs from the card's, the format version is not
+            :data:`FORMAT_VERSION`, or the weights belong to another method.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"weights file {path} does not exist; pass an existing .pt file (shipped ones are in "
+                         f"{MODELS_DIR}) or train one with 'learnreg train {method} --config FILE'")
+    card = read_card(path)
+    if card.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"weights file {path} has format version {card.get('format_version')!r}; this LearnReg "
+                         f"reads version {FORMAT_VERSION}: retrain it with this release or use a matching LearnReg")
+    if card.get("method") != method:
+        raise InputError(f"weights file {path} is a {card.get('method')!r} model, not {method!r}; "
+                         "choose weights trained for this method")
+    actual = file_sha256(path)
+    if actual != card.get("sha256"):
+        raise InputError(f"weights file {path} is corrupt or was replaced: its SHA-256 {actual[:12]}... differs from "
+                         f"the model card's {str(card.get('sha256'))[:12]}...; reinstall it or retrain")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for unreadable or unsafe files
+        raise InputError(f"weights file {path} cannot be read safely ({type(exc).__name__}); reinstall or retrain "
+                         "it") from None
+    if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"weights file {path} does not hold format version {FORMAT_VERSION} weights; retrain it")
+    return payload, card

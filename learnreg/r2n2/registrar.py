@@ -1,0 +1,129 @@
+"""The ``r2n2`` registrar: trained R2N2 weights, one Gaussian per step, a stopping rule, per-step records.
+
+The network runs on the working grid (:func:`learnreg.r2n2.model.working_grid`); each step's Gaussian is
+converted to the fixed grid's axis frame and evaluated at full resolution, so the returned field is
+exactly the sum of the reported Gaussians. The sequence ends after ``steps`` steps or, earlier, at the
+first step that lowers the image loss (masked MSE of the z-scored images on the working grid) by less
+than ``tolerance`` x the loss before the first step; a step that raises the loss is discarded. This is
+the stopping criterion the paper proposes as future work.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from learnreg.errors import InputError
+from learnreg.image import Image
+from learnreg.losses.image import MSE
+from learnreg.progress import Progress
+from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement, step_record
+from learnreg.r2n2.model import R2N2Model, axis_offset, run_sequence, shipped_weights, to_working, working_grid, zscore
+from learnreg.registration import MethodOutput, Registrar, register_method
+from learnreg.warp import axis_coordinate_tensor
+
+#: an image larger than this many working voxels along an axis is worth a note (detail finer than the
+#: working grid is not seen by the network)
+_DOWNSAMPLING_NOTE = 2.0
+
+
+@dataclass
+class R2N2Options:
+    """Options of ``r2n2``.
+
+    Attributes:
+        weights: weights file (``.pt`` with its ``.card.json``); empty = the shipped weights for the image's
+            dimension (``Resources/Models/r2n2_2d.pt`` or ``r2n2_3d.pt``).
+        steps: most steps (Gaussians); 0 = the sequence length the weights were trained with.
+        tolerance: stop at the first step that improves the image loss by less than this fraction of the
+            initial loss (0 = run all steps unless a step makes the loss worse).
+    """
+
+    weights: str = ""
+    steps: int = 0
+    tolerance: float = 0.002
+
+    def validate(self) -> None:
+        if not 0 <= self.steps <= 500:
+            raise InputError(f"steps={self.steps} must be between 0 (the trained length) and 500")
+        if not 0 <= self.tolerance < 1:
+            raise InputError(f"tolerance={self.tolerance} must be at least 0 and below 1 (a fraction of the loss)")
+
+
+_MODELS: dict[tuple[str, float], R2N2Model] = {}
+
+
+def load_model(path: Path) -> R2N2Model:
+    """A checked model, loaded once per file version and process."""
+    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
+    if key not in _MODELS:
+        _MODELS[key] = R2N2Model.load(path)
+    return _MODELS[key]
+
+
+@register_method
+class R2N2Registrar(Registrar):
+    """R2N2: a recurrent network adds one rotated anisotropic Gaussian per step (trained weights)."""
+
+    name = "r2n2"
+    description = "R2N2 recurrent registration network: one local Gaussian deformation per step (trained)"
+    Options = R2N2Options
+    bytes_per_voxel = 64
+
+    def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
+        steps = self.options.steps or 50
+        return fixed.grid.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.grid.num_voxels
+
+    def model_for(self, ndim: int) -> R2N2Model:
+        path = Path(self.options.weights) if self.options.weights else shipped_weights(ndim)
+        model = load_model(path)
+        if model.ndim != ndim:
+            raise InputError(f"weights {path} are for {model.ndim}D images but the images are {ndim}D; choose "
+                             f"{model.ndim}D images or {ndim}D weights (leave 'weights' empty for the shipped ones)")
+        return model
+
+    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+        t0 = time.perf_counter()
+        model = self.model_for(fixed.ndim)
+        network = model.network.to(device).eval()
+        work = working_grid(fixed.grid, model.working_size)
+        largest = max(fixed.grid.size[: fixed.ndim])
+        if largest > _DOWNSAMPLING_NOTE * model.working_size:
+            progress.report(0.0, f"r2n2: the network sees the images on {model.working_size}^{fixed.ndim} voxels of "
+                                 f"{work.spacing[0]:.2f} mm (the images have up to {largest}); the field is "
+                                 "evaluated at full resolution")
+        fixed_w = zscore(to_working(fixed, work)).to(device)
+        moving_w = zscore(to_working(moving, work)).to(device)
+        coordinates = axis_coordinate_tensor(fixed.grid, device=device)
+        offset = torch.as_tensor(axis_offset(fixed.grid, work), dtype=torch.float32, device=device)
+        steps = self.options.steps or model.sequence_length
+        image_loss = MSE()
+        initial = float(image_loss(fixed_w, moving_w))
+        previous = initial
+        field = torch.zeros(1, fixed.ndim, *fixed.grid.spatial_shape, device=device)
+        records, losses = [], []
+        t_setup = time.perf_counter()
+        with torch.no_grad():
+            for step in run_sequence(network, fixed_w, moving_w, work, steps):
+                loss = float(image_loss(fixed_w, step.warped, step.inside))
+                if loss > previous:
+                    break
+                g = step.gaussian
+                centre = g.centre + offset
+                displacement = gaussian_displacement(coordinates, centre, g.widths, g.angles, g.weight)
+                field = field + displacement
+                parameters = GaussianParameters(*(t[0].cpu().numpy().astype(float)
+                                                  for t in (centre, g.widths, g.angles, g.weight)))
+                records.append(step_record(step.index, loss, parameters, displacement, fixed.grid))
+                losses.append(loss)
+                progress.report((step.index + 1) / steps, f"r2n2: step {step.index + 1}/{steps}, image loss "
+                                                          f"{loss:.4f} (start {initial:.4f})")
+                if previous - loss < self.options.tolerance * initial:
+                    break
+                previous = loss
+        return MethodOutput(field=field, parameter_count=GaussianParameters.count(fixed.ndim) * len(records),
+                            steps=records, loss_history=[initial] + losses,
+                            stage_times={"setup": t_setup - t0, "network": time.perf_counter() - t_setup})

@@ -1,0 +1,232 @@
+"""Training R2N2: ``learnreg train r2n2 --config FILE``.
+
+Unsupervised, as in the paper: the loss is the mean over the sequence's steps of the image MSE (pixels
+sampled outside the moving image masked out) plus ``tv_weight`` x the isotropic total variation of the
+accumulated field; Adam with AMSGrad, gradient-norm clipping and multiplicative noise on the recurrent
+weights (:class:`~learnreg.r2n2.network.ConvGRUCell`). Pairs come from
+:func:`learnreg.training.pairs.random_pairs` over a bank of real images; validation pairs come from
+separate, held-out images, and the kept weights are those with the lowest validation TRE (mean endpoint
+error of the field over the fixed image's foreground, in mm).
+
+The configuration sections are :class:`DataSettings` ``[data]``, :class:`ModelSettings` ``[model]``,
+:class:`~learnreg.training.pairs.PairSettings` ``[pairs]``, :class:`LossSettings` ``[loss]``,
+:class:`~learnreg.training.trainer.TrainingSettings` ``[training]`` and
+:class:`~learnreg.training.trainer.OutputSettings` ``[output]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import platform
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from learnreg.errors import InputError
+from learnreg.image import Grid
+from learnreg.losses.image import MSE
+from learnreg.losses.regularisers import TotalVariation
+from learnreg.progress import ProgressCallback
+from learnreg.r2n2.model import R2N2Model, run_sequence, to_working, working_grid, zscore
+from learnreg.r2n2.network import NetworkConfig, R2N2Network
+from learnreg.training.config import read_sections
+from learnreg.training.image_bank import ImageBank
+from learnreg.training.pairs import PairBatch, PairSettings, random_pairs
+from learnreg.training.trainer import (OutputSettings, TrainingSettings, distributed_context, train,
+                                       training_device)
+
+
+@dataclass
+class DataSettings:
+    """The ``[data]`` section: training and validation image files (globs allowed; 3D volumes give slices for a
+    2D model), the slice spacing and foreground threshold for slicing, and random sub-volumes per 3D volume."""
+
+    images: tuple[str, ...] = ()
+    validation_images: tuple[str, ...] = ()
+    slice_step_mm: float = 4.0
+    min_foreground: float = 0.25
+    crops_per_volume: int = 0
+
+    def validate(self) -> None:
+        if not self.images or not self.validation_images:
+            raise InputError("both images and validation_images need at least one file")
+
+
+@dataclass
+class ModelSettings:
+    """The ``[model]`` section: the network (:class:`~learnreg.r2n2.network.NetworkConfig`), the working
+    grid's size and the number of steps per registration."""
+
+    ndim: int = 2
+    working_size: int = 64
+    channels: tuple[int, ...] = (16, 32, 64)
+    residual_units: int = 2
+    fc_hidden: int = 1024
+    recurrent_noise: float = 0.05
+    sequence_length: int = 20
+
+    def validate(self) -> None:
+        if self.ndim not in (2, 3):
+            raise InputError("ndim must be 2 or 3")
+        if len(self.channels) != 3:
+            raise InputError("channels needs three values, one per GR2U level")
+        if self.working_size % 8 or self.working_size < 16:
+            raise InputError("working_size must be a multiple of 8, at least 16")
+
+    def network_config(self) -> NetworkConfig:
+        return NetworkConfig(self.ndim, tuple(self.channels), self.residual_units, self.fc_hidden,
+                             self.recurrent_noise)
+
+
+@dataclass
+class LossSettings:
+    """The ``[loss]`` section: weight of the isotropic total variation (paper: 1.0)."""
+
+    tv_weight: float = 1.0
+
+
+SECTIONS = {"data": DataSettings, "model": ModelSettings, "pairs": PairSettings, "loss": LossSettings,
+            "training": TrainingSettings, "output": OutputSettings}
+
+
+def training_grid(ndim: int, size: int) -> Grid:
+    """The grid training pairs live on: ``size`` voxels per axis of 1 unit (network outputs are normalised,
+    so the unit is arbitrary; :attr:`PairBatch.mm_per_unit` converts to each image's mm)."""
+    return Grid.make((size,) * ndim + (1,) * (3 - ndim))
+
+
+class SequenceObjective(torch.nn.Module):
+    """The paper's loss over one unrolled sequence; ``forward(batch) -> (loss, stats)``."""
+
+    def __init__(self, network: R2N2Network, grid: Grid, length: int, tv_weight: float) -> None:
+        super().__init__()
+        self.network = network
+        self.grid = grid
+        self.length = length
+        self.tv_weight = tv_weight
+        self.mse = MSE()
+        self.tv = TotalVariation()
+
+    def forward(self, batch: PairBatch):
+        fixed, moving = zscore(batch.fixed), zscore(batch.moving)
+        total, mse, tv = 0.0, None, None
+        for step in run_sequence(self.network, fixed, moving, self.grid, self.length):
+            mse = self.mse(fixed, step.warped, step.inside)
+            tv = self.tv(step.field, self.grid.axis_spacing)
+            total = total + mse + self.tv_weight * tv
+        return total / self.length, {"final_mse": mse.detach(), "final_tv": tv.detach()}
+
+
+def foreground_endpoint_error(field: torch.Tensor, batch: PairBatch) -> torch.Tensor:
+    """Mean |predicted - true| displacement (mm) over voxels where the fixed image is above 10 % intensity."""
+    error = (field - batch.true_field).norm(dim=1) * batch.mm_per_unit.view(-1, *[1] * (field.dim() - 2))
+    mask = (batch.fixed[:, 0] > 0.1).float()
+    return (error * mask).flatten(1).sum(1) / mask.flatten(1).sum(1).clamp_min(1)
+
+
+def validation_scores(network: R2N2Network, pairs: list[PairBatch], grid: Grid, length: int) -> dict:
+    """Validation TRE before/after (mean foreground endpoint error, mm), final MSE and folding fraction."""
+    from learnreg.field import jacobian_determinant
+
+    before, after, mse, folds = [], [], [], []
+    for batch in pairs:
+        fixed, moving = zscore(batch.fixed), zscore(batch.moving)
+        *_, last = run_sequence(network, fixed, moving, grid, length)
+        before.append(foreground_endpoint_error(torch.zeros_like(last.field), batch))
+        after.append(foreground_endpoint_error(last.field, batch))
+        mse.append(((fixed - last.warped) ** 2).flatten(1).mean(1))
+        det = jacobian_determinant(last.field, grid.axis_spacing)
+        folds.append((det <= 0).float().flatten(1).mean(1))
+    return {"val_tre_before_mm": float(torch.cat(before).mean()), "val_tre_mm": float(torch.cat(after).mean()),
+            "val_mse": float(torch.cat(mse).mean()), "val_folding_percent": 100 * float(torch.cat(folds).mean())}
+
+
+def _hardware(device: torch.device, world_size: int) -> str:
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    return f"{world_size} x {what}" if world_size > 1 else what
+
+
+def train_r2n2(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
+               steps: Optional[int] = None) -> Optional[dict]:
+    """Train from a configuration file; rank 0 returns the model card of the saved weights.
+
+    ``steps`` overrides ``[training] steps`` (e.g. for a quick trial).
+    """
+    sections = read_sections(config_path, SECTIONS)
+    data, model_s, pair_s, loss_s = sections["data"], sections["model"], sections["pairs"], sections["loss"]
+    training, output = sections["training"], sections["output"]
+    if steps is not None:
+        training = dataclasses.replace(training, steps=steps)
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    context = distributed_context()
+    device = training_device(training, context)
+    if context.world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(data, model_s, pair_s, loss_s, training, output, context, device, progress, resume)
+    finally:
+        if context.world_size > 1:
+            dist.destroy_process_group()
+
+
+def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, loss_s: LossSettings,
+           training: TrainingSettings, output: OutputSettings, context, device, progress, resume) -> Optional[dict]:
+    size, nd = model_s.working_size, model_s.ndim
+    t0 = time.perf_counter()
+
+    def bank(patterns, seed):
+        return ImageBank.build(patterns, nd, lambda g: working_grid(g, size), to_working,
+                               slice_step_mm=data.slice_step_mm, min_foreground=data.min_foreground,
+                               crops_per_volume=data.crops_per_volume, seed=seed)
+
+    train_bank, val_bank = bank(data.images, 0), bank(data.validation_images, 1)
+    bank_seconds = time.perf_counter() - t0
+    grid = training_grid(nd, size)
+    torch.manual_seed(training.seed)  # the same initial weights on every process
+    network = R2N2Network(model_s.network_config())
+    objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s.tv_weight)
+    val_rng = np.random.default_rng([training.seed, 10**6])
+    val_pairs = [random_pairs(val_bank, 1, grid, dataclasses.replace(pair_s, gamma=0.0, noise=0.0), val_rng)
+                 for _ in range(training.validation_pairs)]
+    val_pairs = [dataclasses.replace(p, **{k: getattr(p, k).to(device) for k in ("fixed", "moving", "true_field",
+                                                                                 "mm_per_unit")})
+                 for p in val_pairs]
+
+    def next_batch(rng):
+        batch = random_pairs(train_bank, training.batch_size, grid, pair_s, rng)
+        return PairBatch(batch.fixed.to(device), batch.moving.to(device), batch.true_field.to(device),
+                         batch.mm_per_unit.to(device))
+
+    record = train(objective, next_batch,
+                   lambda: validation_scores(network, val_pairs, grid, model_s.sequence_length),
+                   training, output, validation_key="val_tre_mm",
+                   title=f"R2N2 {nd}D: loss and validation TRE", device=device, context=context,
+                   progress=progress, resume=resume)
+    if not context.is_main:
+        return None
+    objective.load_state_dict(record.best_state)
+    model = R2N2Model(network.cpu(), size, model_s.sequence_length)
+    card = {
+        "title": f"R2N2 {nd}D",
+        "data": {"training_images": [str(Path(p).name) for p in data.images], "training_entries": len(train_bank),
+                 "validation_images": [str(Path(p).name) for p in data.validation_images],
+                 "validation_entries": len(val_bank), "validation_pairs": training.validation_pairs,
+                 "working_size": size, "pairs": dataclasses.asdict(pair_s)},
+        "model": dataclasses.asdict(model_s),
+        "network_parameters": sum(p.numel() for p in network.parameters()),
+        "training": {**dataclasses.asdict(training), "loss": dataclasses.asdict(loss_s),
+                     "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
+                     "bank_build_s": round(bank_seconds, 1), "hardware": _hardware(device, context.world_size),
+                     "processes": context.world_size, "torch": torch.__version__},
+        "validation": {"best": record.best, "final": next((r for r in reversed(record.rows) if "val_tre_mm" in r), {})},
+    }
+    return model.save(output.weights, card)

@@ -1,0 +1,83 @@
+"""Training configuration files (TOML, or YAML when PyYAML is installed) read into typed sections.
+
+A configuration is a file of sections (``[data]``, ``[model]``, ...); each section fills one dataclass
+whose fields are the section's keys. Unknown sections or keys, wrong types and missing files are
+:class:`~learnreg.errors.InputError` naming the file, the key and the fix. Relative paths in the file are
+relative to the file's folder.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+from learnreg.errors import InputError
+from learnreg.registration import parse_options
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10: the tomli backport (a dependency there)
+    import tomli as tomllib
+
+
+def read_config_file(path) -> dict[str, Any]:
+    """The raw contents of a ``.toml`` / ``.yaml`` / ``.yml`` configuration file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"configuration file {path} does not exist; pass an existing .toml or .yaml file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".toml":
+            with open(path, "rb") as f:
+                return tomllib.load(f)
+        if suffix in (".yaml", ".yml"):
+            try:
+                import yaml
+            except ImportError:
+                raise InputError(f"{path} is YAML but PyYAML is not installed; 'pip install pyyaml' or use a "
+                                 ".toml file") from None
+            content = yaml.safe_load(path.read_text())
+            if not isinstance(content, dict):
+                raise InputError(f"{path} must hold sections (a mapping), not {type(content).__name__}")
+            return content
+    except (tomllib.TOMLDecodeError, ValueError) as exc:
+        raise InputError(f"configuration file {path} is not valid {suffix[1:].upper()}: {exc}") from None
+    raise InputError(f"configuration file {path} must end in .toml, .yaml or .yml")
+
+
+def read_sections(path, sections: dict[str, type]) -> dict[str, Any]:
+    """Read ``path`` and build one dataclass per section (missing sections take their defaults).
+
+    Fields annotated as paths (names ending in ``_path``, ``folder`` or ``images``) are resolved relative
+    to the configuration file's folder.
+    """
+    path = Path(path)
+    raw = read_config_file(path)
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise InputError(f"{path}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(sections)}")
+    built = {}
+    for name, section_type in sections.items():
+        values = raw.get(name, {})
+        if not isinstance(values, dict):
+            raise InputError(f"{path}: [{name}] must be a section of key = value lines")
+        try:
+            section = parse_options(section_type, values)
+        except InputError as exc:
+            raise InputError(f"{path} [{name}]: {exc}") from None
+        built[name] = _resolve_paths(section, path.parent)
+    return built
+
+
+def _resolve_paths(section, base: Path):
+    changes = {}
+    for f in dataclasses.fields(section):
+        value = getattr(section, f.name)
+        if f.name.endswith(("_path", "folder", "images")) and value:
+            if isinstance(value, (tuple, list)):
+                changes[f.name] = tuple(str(base / v) for v in value)
+            else:
+                changes[f.name] = str(base / value)
+    return dataclasses.replace(section, **changes) if changes else section

@@ -1,0 +1,230 @@
+"""The training loop every learnreg network shares: optimiser, checkpoints that resume, logs, data parallelism.
+
+A method supplies an *objective* (a module whose ``forward(batch)`` returns the loss and a dict of named
+floats), a batch source and a validation function; :func:`train` runs Adam with AMSGrad and gradient-norm
+clipping, writes ``log.csv`` (one row per logged iteration), ``loss.png`` and ``checkpoint.pt`` into the
+output folder, and keeps the parameters that scored best on validation.
+
+Data parallel: started under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains on its own batches
+and the objective is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on CPU, NCCL on
+GPUs), which averages the gradients; only rank 0 validates and writes files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from learnreg.device import resolve_device
+from learnreg.errors import InputError
+from learnreg.progress import ProgressCallback
+
+
+@dataclass
+class TrainingSettings:
+    """The ``[training]`` section.
+
+    Attributes:
+        steps: optimiser steps (iterations) in all.
+        batch_size: pairs per iteration and process.
+        learning_rate: Adam (AMSGrad) learning rate.
+        grad_clip: largest gradient norm.
+        log_every, validate_every, checkpoint_every: iteration intervals.
+        validation_pairs: fixed validation pairs drawn from the held-out images.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes its local GPU).
+        seed: seed of the pair generator (each process and iteration derive their own).
+        threads: CPU threads for torch (0 = torch's default).
+    """
+
+    steps: int = 2000
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    grad_clip: float = 1.0
+    log_every: int = 10
+    validate_every: int = 100
+    checkpoint_every: int = 100
+    validation_pairs: int = 16
+    device: str = "auto"
+    seed: int = 0
+    threads: int = 0
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "validation_pairs"):
+            if getattr(self, name) < 1:
+                raise InputError(f"{name} must be at least 1")
+        if self.learning_rate <= 0 or self.grad_clip <= 0:
+            raise InputError("learning_rate and grad_clip must be positive")
+
+
+@dataclass
+class OutputSettings:
+    """The ``[output]`` section: the run folder (log, checkpoint, loss curve) and where the trained weights
+    and their model card go (default ``<folder>/model.pt``)."""
+
+    folder: str = "runs/train"
+    weights_path: str = ""
+
+    @property
+    def weights(self) -> Path:
+        return Path(self.weights_path) if self.weights_path else Path(self.folder) / "model.pt"
+
+
+@dataclass
+class DistributedContext:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+
+def distributed_context() -> DistributedContext:
+    """This process's place under torchrun (a single process otherwise)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    return DistributedContext(int(os.environ.get("RANK", "0")), world, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def training_device(settings: TrainingSettings, context: DistributedContext) -> torch.device:
+    device = resolve_device(settings.device)
+    if device.type == "cuda" and context.world_size > 1:
+        device = torch.device("cuda", context.local_rank)
+        torch.cuda.set_device(device)
+    return device
+
+
+@dataclass
+class TrainingRecord:
+    """What a finished run reports: iterations, wall time, the log rows and the best validation row."""
+
+    iterations: int
+    wall_time_s: float
+    rows: list[dict] = field(default_factory=list)
+    best: dict = field(default_factory=dict)
+    best_state: dict = field(default_factory=dict)
+
+
+def _write_log(rows: list[dict], folder: Path) -> None:
+    keys = sorted({k for r in rows for k in r}, key=lambda k: (k != "iteration", k))
+    with open(folder / "log.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, keys)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def plot_loss_curve(rows: list[dict], path: Path, validation_key: str, title: str) -> None:
+    """Training loss and the validation metric against iteration, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    train = [(r["iteration"], r["loss"]) for r in rows if "loss" in r]
+    val = [(r["iteration"], r[validation_key]) for r in rows if validation_key in r]
+    fig, ax = plt.subplots(figsize=(6.4, 3.6), dpi=100)
+    if train:
+        it, loss = np.array(train).T
+        ax.plot(it, loss, color="0.6", lw=0.8, label="training loss")
+        if len(loss) >= 10:
+            k = max(3, len(loss) // 20)
+            ax.plot(it[k - 1:], np.convolve(loss, np.ones(k) / k, mode="valid"), color="k", lw=1.5,
+                    label=f"training loss (mean of {k} logs)")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("loss")
+    if val:
+        twin = ax.twinx()
+        it, metric = np.array(val).T
+        twin.plot(it, metric, "o-", color="tab:red", ms=3, label=f"validation {validation_key}")
+        twin.set_ylabel(validation_key, color="tab:red")
+        twin.legend(loc="upper center", fontsize=8)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator], object],
+          validate: Callable[[], dict], settings: TrainingSettings, output: OutputSettings, *,
+          validation_key: str, title: str, device: torch.device, context: DistributedContext,
+          progress: Optional[ProgressCallback] = None, resume: bool = True) -> TrainingRecord:
+    """Run the training loop (see the module docstring); lower ``validation_key`` is better.
+
+    ``next_batch(rng)`` returns a batch for ``objective``; ``validate()`` (rank 0, no gradients, evaluation
+    mode) returns named floats including ``validation_key``. With ``resume`` and a checkpoint in the output
+    folder, training continues from it (same iteration, optimiser state, log, best parameters).
+    """
+    folder = Path(output.folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    objective.to(device)
+    optimiser = torch.optim.Adam(objective.parameters(), lr=settings.learning_rate, amsgrad=True)
+    checkpoint_path = folder / "checkpoint.pt"
+    start, elapsed, rows, best = 0, 0.0, [], {}
+    best_state = {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()}
+    if resume and checkpoint_path.is_file():
+        saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
+        objective.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        start, elapsed, rows, best, best_state = (saved["iteration"], saved["wall_time_s"], saved["rows"],
+                                                  saved["best"], saved["best_state"])
+    model = objective
+    if context.world_size > 1:
+        model = torch.nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None)
+
+    def save_checkpoint(iteration: int) -> None:
+        tmp = checkpoint_path.with_suffix(".tmp")
+        torch.save({"model": objective.state_dict(), "optimiser": optimiser.state_dict(), "iteration": iteration,
+                    "wall_time_s": elapsed, "rows": rows, "best": best, "best_state": best_state}, tmp)
+        os.replace(tmp, checkpoint_path)
+        _write_log(rows, folder)
+        plot_loss_curve(rows, folder / "loss.png", validation_key, title)
+
+    t_last = time.perf_counter()
+    for iteration in range(start + 1, settings.steps + 1):
+        rng = np.random.default_rng([settings.seed, context.rank, iteration])
+        model.train()
+        loss, stats = model(next_batch(rng))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
+        optimiser.step()
+        now = time.perf_counter()
+        elapsed += now - t_last
+        t_last = now
+        if not context.is_main:
+            continue
+        row = None
+        if iteration % settings.log_every == 0 or iteration == settings.steps:
+            row = {"iteration": iteration, "loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                   "wall_time_s": round(elapsed, 2), **{k: float(v) for k, v in stats.items()}}
+        if iteration % settings.validate_every == 0 or iteration == settings.steps:
+            objective.eval()
+            with torch.no_grad():
+                scores = validate()
+            row = {**(row or {"iteration": iteration, "wall_time_s": round(elapsed, 2)}), **scores}
+            if not best or scores[validation_key] < best[validation_key]:
+                best = {"iteration": iteration, **scores}
+                best_state = {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()}
+            t_last = time.perf_counter()  # validation time is not training time
+        if row is not None:
+            rows.append(row)
+        if progress is not None:
+            message = f"iteration {iteration}/{settings.steps}, loss {float(loss.detach()):.4f}"
+            if best:
+                message += f", best {validation_key} {best[validation_key]:.3f}"
+            progress(iteration / settings.steps, message)
+        if iteration % settings.checkpoint_every == 0 or iteration == settings.steps:
+            save_checkpoint(iteration)
+    if context.world_size > 1:
+        dist.barrier()
+    return TrainingRecord(settings.steps, elapsed, rows, best, best_state)
