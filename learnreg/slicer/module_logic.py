@@ -19,6 +19,9 @@ PRESETS = {
     "Default": {},
     "Fast": {"iterations": "50,30,10"},
     "Accurate": {"iterations": "200,150,100"},
+    # the B-spline baseline of the R2N2 paper (AirLab): 3 levels, MSE, isotropic TV, no affine start
+    "R2N2 paper baseline": {"levels": "4,2,1", "iterations": "200,200,200", "image_loss": "mse", "regulariser": "tv",
+                            "regulariser_weight": "0.1", "initialise": "none", "final_control_spacing_voxels": "15"},
 }
 
 #: Python packages learnreg needs that Slicer does not ship: import name -> pip requirement
@@ -39,14 +42,19 @@ def module_methods(network_method: Optional[str]) -> list[str]:
     return own + [m for m in CLASSICAL_METHODS if m in installed]
 
 
-def preset_options(method: str, preset: str) -> dict:
-    """Options of ``preset`` that ``method`` understands."""
+def supported_options(method: str, values: dict) -> dict:
+    """The items of ``values`` that are options of ``method`` (the rest are for other methods)."""
     import dataclasses
 
     from learnreg.registration import available_methods
 
     names = {f.name for f in dataclasses.fields(available_methods()[method].Options)}
-    return {k: v for k, v in PRESETS.get(preset, {}).items() if k in names}
+    return {k: v for k, v in values.items() if k in names}
+
+
+def preset_options(method: str, preset: str) -> dict:
+    """Options of ``preset`` that ``method`` understands."""
+    return supported_options(method, PRESETS.get(preset, {}))
 
 
 def parse_option_text(text: str) -> dict:
@@ -72,11 +80,17 @@ class RegistrationLogic:
 
     def process(self, scene, fixed, moving, method: str, preset: str = "Default", option_text: str = "",
                 device: str = "auto", warped_volume=None, transform=None, fixed_landmarks=None,
-                moving_landmarks=None, progress: Optional[Callable] = None, cancel=None):
-        """Register ``moving`` to ``fixed`` in ``scene``; the preset's options, overridden by ``option_text``."""
+                moving_landmarks=None, progress: Optional[Callable] = None, cancel=None,
+                panel_options: Optional[dict] = None):
+        """Register ``moving`` to ``fixed`` in ``scene``.
+
+        Options: the preset's, then ``panel_options`` (the module's own controls, e.g. R2N2's steps and
+        tolerance; those the method does not have are ignored), then ``option_text``, each overriding the last.
+        """
         from learnreg.slicer.run import run_registration
 
-        options = {**preset_options(method, preset), **parse_option_text(option_text)}
+        options = {**preset_options(method, preset), **supported_options(method, panel_options or {}),
+                   **parse_option_text(option_text)}
         return run_registration(scene, fixed, moving, method, options, progress, cancel, device=device,
                                 fixed_landmarks=fixed_landmarks, moving_landmarks=moving_landmarks,
                                 warped_volume=warped_volume, transform=transform)

@@ -59,8 +59,15 @@ def parameter_node_class():
         outputTransform: vtkMRMLGridTransformNode
         fixedLandmarks: vtkMRMLMarkupsFiducialNode
         movingLandmarks: vtkMRMLMarkupsFiducialNode
+        # method controls a module's .ui may offer (R2Register: R2N2's most steps and stopping tolerance)
+        steps: int = 0
+        tolerance: float = 0.002
 
     return RegistrationParameterNode
+
+
+#: parameter-node fields passed to the method as options when the module's .ui has a control for them
+PANEL_OPTIONS = ("steps", "tolerance")
 
 
 class RegistrationPanel:
@@ -190,7 +197,8 @@ class RegistrationPanel:
             result = self.logic.process(
                 slicer.mrmlScene, p.fixedVolume, p.movingVolume, p.method, p.preset, p.options, p.device,
                 warped_volume=p.warpedVolume, transform=p.outputTransform, fixed_landmarks=p.fixedLandmarks,
-                moving_landmarks=p.movingLandmarks, progress=self._on_progress, cancel=self._cancel)
+                moving_landmarks=p.movingLandmarks, progress=self._on_progress, cancel=self._cancel,
+                panel_options=self._panel_options())
         except RegistrationCancelled:
             self.ui.statusLabel.text = "Cancelled; the scene is as it was."
         except LearnRegError as error:
@@ -204,6 +212,11 @@ class RegistrationPanel:
             self._show_result(result)
         finally:
             self._set_running(None)
+
+    def _panel_options(self) -> dict:
+        """Values of the method controls this module's .ui has (see :data:`PANEL_OPTIONS`)."""
+        bound = {w.property("SlicerParameterName") for w in vars(self.ui).values() if hasattr(w, "property")}
+        return {name: getattr(self._parameterNode, name) for name in PANEL_OPTIONS if name in bound}
 
     def _set_running(self, cancel) -> None:
         self._cancel = cancel
@@ -230,7 +243,11 @@ class RegistrationPanel:
         p = self._parameterNode
         slicer.util.setSliceViewerLayers(background=p.fixedVolume, foreground=result.warped_volume,
                                          foregroundOpacity=0.5)
-        text = f"Done in {result.result.timings.get('total', 0.0):.1f} s on {result.result.device}."
+        r = result.result
+        text = f"Done in {r.timings.get('total', 0.0):.1f} s on {r.device}"
+        if r.steps:
+            text += f", {len(r.steps)} steps"
+        text += f"; the transformation has {r.parameter_count:,} parameters."
         if result.review is not None:
             text += (f" Mean TRE {result.review.before['mean']:.2f} -> {result.review.after['mean']:.2f} mm; "
                      f"worst: {result.review.table.GetCellText(0, 0)}.")

@@ -84,6 +84,8 @@ def create_scene(cache_dir=None):
     keep += [remote_io, data_io]
     _KEEP_ALIVE[id(scene)] = keep
     weakref.finalize(scene, _KEEP_ALIVE.pop, id(scene), None)
+    if not cache_dir:  # the temporary cache goes with the scene (or at exit)
+        weakref.finalize(scene, shutil.rmtree, str(cache), True)
     slicer.mrmlScene = scene
     return scene
 
