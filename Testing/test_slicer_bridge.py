@@ -258,18 +258,23 @@ def test_linear_parent_transform_is_accounted_for_and_named(small_scene):
     assert moving.GetParentTransformNode() is shift  # untouched
 
 
-def test_cancel_leaves_the_scene_as_it_was(small_scene):
+@pytest.mark.parametrize("method,options", [("bspline", {}), ("r2n2", {"tolerance": 0})])
+def test_cancel_leaves_the_scene_as_it_was(small_scene, method, options):
     scene, fixed, moving, _ = small_scene
     before = _count(scene)
     token = CancelToken()
+    messages = []
 
     def cancel_midway(fraction, message):
-        if fraction > 0.3:
+        messages.append(message)
+        if fraction > 0.3 or "step 2/" in message:
             token.cancel()
 
     with pytest.raises(RegistrationCancelled):
-        run_registration(scene, fixed, moving, "bspline", progress=cancel_midway, cancel=token)
+        run_registration(scene, fixed, moving, method, options, progress=cancel_midway, cancel=token)
     assert _count(scene) == before
+    if method == "r2n2":  # cancelled between steps, after some were reported
+        assert any("r2n2: step 2/" in m for m in messages)
 
 
 def test_failure_while_building_nodes_removes_them(small_scene, monkeypatch):

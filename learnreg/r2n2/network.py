@@ -6,7 +6,7 @@ the next Gaussian in *normalised* units of the square (cubic) working grid, whos
 -1 to 1 along every axis:
 
 - ``position`` ``(B, ndim)`` in [-1, 1] (order ``(i, j[, k])``),
-- ``widths`` ``(B, ndim)``: ``sigmoid * 0.25 + 1e-5``,
+- ``widths`` ``(B, ndim)``: ``sigmoid * max_width + 1e-5`` (paper: ``max_width`` 0.25),
 - ``weight`` ``(B, ndim)``: ``tanh``,
 - ``angles`` ``(B, 1)`` in 2D: ``sigmoid * pi``; ``(B, 3)`` in 3D: ``sigmoid * pi`` each (``Rz Ry Rx``).
 
@@ -172,6 +172,7 @@ class NetworkConfig:
         residual_units: residual units per GR2U (paper: 3 to 6).
         fc_hidden: width of the parameter network's hidden layer (paper: 1024).
         recurrent_noise: standard deviation of the multiplicative noise on recurrent weights in training.
+        max_width: largest Gaussian width in normalised units (paper: 0.25, an eighth of the field of view).
     """
 
     ndim: int = 2
@@ -179,10 +180,11 @@ class NetworkConfig:
     residual_units: int = 3
     fc_hidden: int = 1024
     recurrent_noise: float = 0.05
+    max_width: float = 0.25
 
     def as_dict(self) -> dict:
         return {"ndim": self.ndim, "channels": list(self.channels), "residual_units": self.residual_units,
-                "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise}
+                "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise, "max_width": self.max_width}
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":
@@ -246,7 +248,7 @@ class R2N2Network(nn.Module):
             certainties = certainties + certainty
         position = weighted / certainties.clamp_min(1e-6)
         raw = self.parameters_net(features)
-        widths = torch.sigmoid(raw[:, :nd]) * 0.25 + 1e-5
+        widths = torch.sigmoid(raw[:, :nd]) * self.config.max_width + 1e-5
         weight = torch.tanh(raw[:, nd:2 * nd])
         angles = torch.sigmoid(raw[:, 2 * nd:]) * math.pi
         return NormalisedGaussian(position, widths, weight, angles), new_state

@@ -68,6 +68,7 @@ class ModelSettings:
     residual_units: int = 2
     fc_hidden: int = 1024
     recurrent_noise: float = 0.05
+    max_width: float = 0.25
     sequence_length: int = 20
 
     def validate(self) -> None:
@@ -80,7 +81,7 @@ class ModelSettings:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(self.ndim, tuple(self.channels), self.residual_units, self.fc_hidden,
-                             self.recurrent_noise)
+                             self.recurrent_noise, self.max_width)
 
 
 @dataclass
