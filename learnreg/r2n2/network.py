@@ -7,7 +7,7 @@ the next Gaussian in *normalised* units of the square (cubic) working grid, whos
 
 - ``position`` ``(B, ndim)`` in [-1, 1] (order ``(i, j[, k])``),
 - ``widths`` ``(B, ndim)``: ``sigmoid * max_width + 1e-5`` (paper: ``max_width`` 0.25),
-- ``weight`` ``(B, ndim)``: ``tanh``,
+- ``weight`` ``(B, ndim)``: ``tanh * max_weight`` (paper: ``max_weight`` 1),
 - ``angles`` ``(B, 1)`` in 2D: ``sigmoid * pi``; ``(B, 3)`` in 3D: ``sigmoid * pi`` each (``Rz Ry Rx``).
 
 :mod:`learnreg.r2n2.model` turns these into millimetres. The layers follow the paper and its official code:
@@ -173,6 +173,7 @@ class NetworkConfig:
         fc_hidden: width of the parameter network's hidden layer (paper: 1024).
         recurrent_noise: standard deviation of the multiplicative noise on recurrent weights in training.
         max_width: largest Gaussian width in normalised units (paper: 0.25, an eighth of the field of view).
+        max_weight: largest displacement of one step in normalised units (paper: 1, half the field of view).
     """
 
     ndim: int = 2
@@ -181,10 +182,12 @@ class NetworkConfig:
     fc_hidden: int = 1024
     recurrent_noise: float = 0.05
     max_width: float = 0.25
+    max_weight: float = 1.0
 
     def as_dict(self) -> dict:
         return {"ndim": self.ndim, "channels": list(self.channels), "residual_units": self.residual_units,
-                "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise, "max_width": self.max_width}
+                "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise, "max_width": self.max_width,
+                "max_weight": self.max_weight}
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":
@@ -249,6 +252,6 @@ class R2N2Network(nn.Module):
         position = weighted / certainties.clamp_min(1e-6)
         raw = self.parameters_net(features)
         widths = torch.sigmoid(raw[:, :nd]) * self.config.max_width + 1e-5
-        weight = torch.tanh(raw[:, nd:2 * nd])
+        weight = torch.tanh(raw[:, nd:2 * nd]) * self.config.max_weight
         angles = torch.sigmoid(raw[:, 2 * nd:]) * math.pi
         return NormalisedGaussian(position, widths, weight, angles), new_state

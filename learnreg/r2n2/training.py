@@ -69,6 +69,7 @@ class ModelSettings:
     fc_hidden: int = 1024
     recurrent_noise: float = 0.05
     max_width: float = 0.25
+    max_weight: float = 1.0
     sequence_length: int = 20
 
     def validate(self) -> None:
@@ -81,7 +82,7 @@ class ModelSettings:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(self.ndim, tuple(self.channels), self.residual_units, self.fc_hidden,
-                             self.recurrent_noise, self.max_width)
+                             self.recurrent_noise, self.max_width, self.max_weight)
 
 
 @dataclass
