@@ -6,7 +6,7 @@ the next Gaussian in *normalised* units of the square (cubic) working grid, whos
 -1 to 1 along every axis:
 
 - ``position`` ``(B, ndim)`` in [-1, 1] (order ``(i, j[, k])``),
-- ``widths`` ``(B, ndim)``: ``sigmoid * max_width + 1e-5`` (paper: ``max_width`` 0.25),
+- ``widths`` ``(B, ndim)``: ``min_width + sigmoid * (max_width - min_width)`` (paper: 1e-5 and 0.25),
 - ``weight`` ``(B, ndim)``: ``tanh * max_weight`` (paper: ``max_weight`` 1),
 - ``angles`` ``(B, 1)`` in 2D: ``sigmoid * pi``; ``(B, 3)`` in 3D: ``sigmoid * pi`` each (``Rz Ry Rx``).
 
@@ -174,6 +174,8 @@ class NetworkConfig:
         recurrent_noise: standard deviation of the multiplicative noise on recurrent weights in training.
         max_width: largest Gaussian width in normalised units (paper: 0.25, an eighth of the field of view).
         max_weight: largest displacement of one step in normalised units (paper: 1, half the field of view).
+        min_width: smallest Gaussian width (paper: 1e-5); a floor of a voxel or so keeps a step from vanishing
+            by shrinking below the grid, a do-nothing solution short trainings fall into.
     """
 
     ndim: int = 2
@@ -183,11 +185,12 @@ class NetworkConfig:
     recurrent_noise: float = 0.05
     max_width: float = 0.25
     max_weight: float = 1.0
+    min_width: float = 1e-5
 
     def as_dict(self) -> dict:
         return {"ndim": self.ndim, "channels": list(self.channels), "residual_units": self.residual_units,
                 "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise, "max_width": self.max_width,
-                "max_weight": self.max_weight}
+                "max_weight": self.max_weight, "min_width": self.min_width}
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":
@@ -251,7 +254,8 @@ class R2N2Network(nn.Module):
             certainties = certainties + certainty
         position = weighted / certainties.clamp_min(1e-6)
         raw = self.parameters_net(features)
-        widths = torch.sigmoid(raw[:, :nd]) * self.config.max_width + 1e-5
+        low, high = self.config.min_width, self.config.max_width
+        widths = low + torch.sigmoid(raw[:, :nd]) * (high - low)
         weight = torch.tanh(raw[:, nd:2 * nd]) * self.config.max_weight
         angles = torch.sigmoid(raw[:, 2 * nd:]) * math.pi
         return NormalisedGaussian(position, widths, weight, angles), new_state

@@ -70,6 +70,7 @@ class ModelSettings:
     recurrent_noise: float = 0.05
     max_width: float = 0.25
     max_weight: float = 1.0
+    min_width: float = 1e-5
     sequence_length: int = 20
 
     def validate(self) -> None:
@@ -82,7 +83,7 @@ class ModelSettings:
 
     def network_config(self) -> NetworkConfig:
         return NetworkConfig(self.ndim, tuple(self.channels), self.residual_units, self.fc_hidden,
-                             self.recurrent_noise, self.max_width, self.max_weight)
+                             self.recurrent_noise, self.max_width, self.max_weight, self.min_width)
 
 
 @dataclass
