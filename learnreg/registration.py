@@ -171,6 +171,11 @@ class Registrar(ABC):
     #: rough peak memory per fixed voxel, used to refuse volumes that cannot fit
     bytes_per_voxel: ClassVar[int] = 400
 
+    @classmethod
+    def ready(cls) -> bool:
+        """Whether the method can run with its defaults here (a learned method: its weights are installed)."""
+        return True
+
     def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
         """Peak memory estimate for registering this pair (bytes)."""
         return self.bytes_per_voxel * fixed.grid.num_voxels + 16 * moving.grid.num_voxels

@@ -23,7 +23,7 @@ from learnreg.progress import Progress
 from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement, step_record
 from learnreg.r2n2.model import R2N2Model, axis_offset, run_sequence, shipped_weights, to_working, working_grid, zscore
 from learnreg.registration import MethodOutput, Registrar, register_method
-from learnreg.warp import axis_coordinate_tensor
+from learnreg.warp import Warper, axis_coordinate_tensor
 
 #: an image larger than this many working voxels along an axis is worth a note (detail finer than the
 #: working grid is not seen by the network)
@@ -73,6 +73,10 @@ class R2N2Registrar(Registrar):
     Options = R2N2Options
     bytes_per_voxel = 64
 
+    @classmethod
+    def ready(cls) -> bool:
+        return any(shipped_weights(ndim).is_file() for ndim in (2, 3))
+
     def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
         steps = self.options.steps or 50
         return fixed.grid.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.grid.num_voxels
@@ -101,7 +105,8 @@ class R2N2Registrar(Registrar):
         offset = torch.as_tensor(axis_offset(fixed.grid, work), dtype=torch.float32, device=device)
         steps = self.options.steps or model.sequence_length
         image_loss = MSE()
-        initial = float(image_loss(fixed_w, moving_w))
+        identity, inside = Warper(work, work).to(device)(moving_w, None, return_mask=True)
+        initial = float(image_loss(fixed_w, identity, inside))  # through the warp, as every step's loss
         previous = initial
         field = torch.zeros(1, fixed.ndim, *fixed.grid.spatial_shape, device=device)
         records, losses = [], []

@@ -34,11 +34,11 @@ def missing_requirements() -> list[str]:
 
 
 def module_methods(network_method: Optional[str]) -> list[str]:
-    """Methods a module offers: its own network first when installed, then the classical ones."""
+    """Methods a module offers: its own network first when installed with its weights, then the classical ones."""
     from learnreg.registration import available_methods
 
     installed = available_methods()
-    own = [network_method] if network_method and network_method in installed else []
+    own = [network_method] if network_method in installed and installed[network_method].ready() else []
     return own + [m for m in CLASSICAL_METHODS if m in installed]
 
 
