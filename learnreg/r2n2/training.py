@@ -57,20 +57,12 @@ class DataSettings:
             raise InputError("both images and validation_images need at least one file")
 
 
-@dataclass
-class ModelSettings:
-    """The ``[model]`` section: the network (:class:`~learnreg.r2n2.network.NetworkConfig`), the working
-    grid's size and the number of steps per registration."""
+@dataclass(frozen=True)
+class ModelSettings(NetworkConfig):
+    """The ``[model]`` section: the network (the fields of :class:`~learnreg.r2n2.network.NetworkConfig`),
+    the working grid's size and the number of steps per registration."""
 
-    ndim: int = 2
     working_size: int = 64
-    channels: tuple[int, ...] = (16, 32, 64)
-    residual_units: int = 2
-    fc_hidden: int = 1024
-    recurrent_noise: float = 0.05
-    max_width: float = 0.25
-    max_weight: float = 1.0
-    min_width: float = 1e-5
     sequence_length: int = 20
 
     def validate(self) -> None:
@@ -82,8 +74,7 @@ class ModelSettings:
             raise InputError("working_size must be a multiple of 8, at least 16")
 
     def network_config(self) -> NetworkConfig:
-        return NetworkConfig(self.ndim, tuple(self.channels), self.residual_units, self.fc_hidden,
-                             self.recurrent_noise, self.max_width, self.max_weight, self.min_width)
+        return NetworkConfig(**{f.name: getattr(self, f.name) for f in dataclasses.fields(NetworkConfig)})
 
 
 @dataclass
