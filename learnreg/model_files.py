@@ -45,7 +45,9 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _atomic_write(path: Path, write) -> None:
+def atomic_write(path: Path, write) -> None:
+    """Create ``path`` whole or not at all: ``write(tmp)`` fills a temporary file beside it, which then
+    replaces ``path``; on any failure the temporary file is removed and ``path`` is untouched."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     os.close(fd)
@@ -64,9 +66,9 @@ def save_model_file(path, payload: dict[str, Any], card: dict[str, Any]) -> dict
     gains ``format_version``, ``weights_file`` and ``sha256``.
     """
     path = Path(path)
-    _atomic_write(path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **payload}, tmp))
+    atomic_write(path, lambda tmp: torch.save({"format_version": FORMAT_VERSION, **payload}, tmp))
     card = {**card, "format_version": FORMAT_VERSION, "weights_file": path.name, "sha256": file_sha256(path)}
-    _atomic_write(card_path(path), lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
+    atomic_write(card_path(path), lambda tmp: tmp.write_text(json.dumps(card, indent=2) + "\n"))
     return card
 
 

@@ -19,7 +19,6 @@ from typing import Iterator
 
 import numpy as np
 import torch
-
 from scipy.ndimage import gaussian_filter
 
 from learnreg.image import Grid, Image

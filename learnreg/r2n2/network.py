@@ -20,6 +20,7 @@ weights carry multiplicative Gaussian noise, the paper's regularisation of the r
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -188,9 +189,8 @@ class NetworkConfig:
     min_width: float = 1e-5
 
     def as_dict(self) -> dict:
-        return {"ndim": self.ndim, "channels": list(self.channels), "residual_units": self.residual_units,
-                "fc_hidden": self.fc_hidden, "recurrent_noise": self.recurrent_noise, "max_width": self.max_width,
-                "max_weight": self.max_weight, "min_width": self.min_width}
+        """Plain values for the weights file (channels as a list)."""
+        return {**dataclasses.asdict(self), "channels": list(self.channels)}
 
     @classmethod
     def from_dict(cls, values: dict) -> "NetworkConfig":

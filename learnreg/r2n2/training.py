@@ -207,16 +207,11 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
     network = R2N2Network(model_s.network_config())
     objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s)
     val_rng = np.random.default_rng([training.seed, 10**6])
-    val_pairs = [random_pairs(val_bank, 1, grid, dataclasses.replace(pair_s, gamma=0.0, noise=0.0), val_rng)
+    val_pairs = [random_pairs(val_bank, 1, grid, dataclasses.replace(pair_s, gamma=0.0, noise=0.0), val_rng).to(device)
                  for _ in range(training.validation_pairs)]
-    val_pairs = [dataclasses.replace(p, **{k: getattr(p, k).to(device) for k in ("fixed", "moving", "true_field",
-                                                                                 "mm_per_unit")})
-                 for p in val_pairs]
 
     def next_batch(rng):
-        batch = random_pairs(train_bank, training.batch_size, grid, pair_s, rng)
-        return PairBatch(batch.fixed.to(device), batch.moving.to(device), batch.true_field.to(device),
-                         batch.mm_per_unit.to(device))
+        return random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
 
     record = train(objective, next_batch,
                    lambda: validation_scores(network, val_pairs, grid, model_s.sequence_length),

@@ -58,6 +58,10 @@ class PairBatch:
     true_field: torch.Tensor
     mm_per_unit: torch.Tensor
 
+    def to(self, device) -> "PairBatch":
+        """The same batch on ``device``."""
+        return PairBatch(*(t.to(device) for t in (self.fixed, self.moving, self.true_field, self.mm_per_unit)))
+
 
 def _augment(images: torch.Tensor, settings: PairSettings, rng: np.random.Generator) -> torch.Tensor:
     batch = images.shape[0]

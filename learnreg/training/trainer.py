@@ -25,6 +25,7 @@ import torch.distributed as dist
 
 from learnreg.device import resolve_device
 from learnreg.errors import InputError
+from learnreg.model_files import atomic_write
 from learnreg.progress import ProgressCallback
 
 
@@ -153,6 +154,11 @@ def plot_loss_curve(rows: list[dict], path: Path, validation_key: str, title: st
     plt.close(fig)
 
 
+def _cpu_copy(module: torch.nn.Module) -> dict:
+    """A snapshot of ``module``'s parameters and buffers on the CPU."""
+    return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
+
+
 def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator], object],
           validate: Callable[[], dict], settings: TrainingSettings, output: OutputSettings, *,
           validation_key: str, title: str, device: torch.device, context: DistributedContext,
@@ -169,7 +175,7 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
     optimiser = torch.optim.Adam(objective.parameters(), lr=settings.learning_rate, amsgrad=True)
     checkpoint_path = folder / "checkpoint.pt"
     start, elapsed, rows, best = 0, 0.0, [], {}
-    best_state = {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()}
+    best_state = _cpu_copy(objective)
     if resume and checkpoint_path.is_file():
         saved = torch.load(checkpoint_path, map_location="cpu", weights_only=True)
         objective.load_state_dict(saved["model"])
@@ -182,10 +188,9 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
             objective, device_ids=[device.index] if device.type == "cuda" else None)
 
     def save_checkpoint(iteration: int) -> None:
-        tmp = checkpoint_path.with_suffix(".tmp")
-        torch.save({"model": objective.state_dict(), "optimiser": optimiser.state_dict(), "iteration": iteration,
-                    "wall_time_s": elapsed, "rows": rows, "best": best, "best_state": best_state}, tmp)
-        os.replace(tmp, checkpoint_path)
+        checkpoint = {"model": objective.state_dict(), "optimiser": optimiser.state_dict(), "iteration": iteration,
+                      "wall_time_s": elapsed, "rows": rows, "best": best, "best_state": best_state}
+        atomic_write(checkpoint_path, lambda tmp: torch.save(checkpoint, tmp))
         _write_log(rows, folder)
         plot_loss_curve(rows, folder / "loss.png", validation_key, title)
 
@@ -214,7 +219,7 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
             row = {**(row or {"iteration": iteration, "wall_time_s": round(elapsed, 2)}), **scores}
             if not best or scores[validation_key] < best[validation_key]:
                 best = {"iteration": iteration, **scores}
-                best_state = {k: v.detach().cpu().clone() for k, v in objective.state_dict().items()}
+                best_state = _cpu_copy(objective)
             t_last = time.perf_counter()  # validation time is not training time
         if row is not None:
             rows.append(row)
