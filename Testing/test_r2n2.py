@@ -19,7 +19,8 @@ from learnreg.landmarks import read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.model_files import card_path
 from learnreg.r2n2.gaussian import gaussian_displacement
-from learnreg.r2n2.model import R2N2Model, shipped_weights, working_grid
+from learnreg.r2n2.model import R2N2Model, shipped_weights
+from learnreg.working import working_grid
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_pairs

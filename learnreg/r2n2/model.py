@@ -1,12 +1,8 @@
 """A trained R2N2: the network, its working grid and the recurrent registration sequence.
 
-The network sees the images on a *working grid*: a square (2D) or cubic (3D) grid of ``working_size``
-voxels per axis that covers the fixed image's field of view, with the fixed image's direction and
-isotropic spacing ``largest extent / working_size``. Its outputs, normalised to that grid's [-1, 1]
-coordinates, become millimetres through the grid's physical size; so the same weights serve any voxel
-spacing and any field of view, and the final field is a sum of Gaussians evaluated on the full-resolution
-fixed grid. Intensities are mapped to [0, 1] (percentiles, :func:`learnreg.image.normalise`), resampled to
-the working grid (outside the image: 0), then z-scored and clamped to [-2, 2], as in the paper.
+The network sees the images on a working grid (:mod:`learnreg.working`) of ``working_size`` voxels per
+axis; its outputs, normalised to that grid's [-1, 1] coordinates, become millimetres through the grid's
+physical size, and the final field is a sum of Gaussians evaluated on the full-resolution fixed grid.
 
 :func:`run_sequence` is the one recurrent loop, used by training and by the registrar alike.
 """
@@ -17,15 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
-import numpy as np
 import torch
-from scipy.ndimage import gaussian_filter
 
-from learnreg.image import Grid, Image
+from learnreg.image import Grid
 from learnreg.model_files import MODELS_DIR, load_model_file, save_model_file
 from learnreg.r2n2.gaussian import gaussian_displacement
 from learnreg.r2n2.network import NetworkConfig, NormalisedGaussian, R2N2Network
-from learnreg.warp import Warper, axis_coordinate_tensor, resample_to_grid
+from learnreg.warp import Warper, axis_coordinate_tensor
 
 METHOD = "r2n2"
 
@@ -33,46 +27,6 @@ METHOD = "r2n2"
 def shipped_weights(ndim: int) -> Path:
     """Path of the shipped weights for 2D or 3D images."""
     return MODELS_DIR / f"r2n2_{ndim}d.pt"
-
-
-def working_grid(fixed: Grid, size: int) -> Grid:
-    """The square/cubic grid the network sees (see the module docstring), centred on ``fixed``."""
-    nd = fixed.ndim
-    full_extent = np.asarray(fixed.size[:nd]) * np.asarray(fixed.spacing[:nd])
-    spacing = float(full_extent.max()) / size
-    centre_axis = (np.asarray(fixed.size[:nd]) - 1) * np.asarray(fixed.spacing[:nd]) / 2
-    first_axis = centre_axis - (size - 1) * spacing / 2
-    origin = np.asarray(fixed.origin) + fixed.direction_matrix[:, :nd] @ first_axis
-    sizes = (size,) * nd + (1,) * (3 - nd)
-    spacings = (spacing,) * nd + tuple(fixed.spacing[nd:])
-    return Grid(sizes, spacings, tuple(float(v) for v in origin), fixed.direction)
-
-
-def axis_offset(fixed: Grid, working: Grid) -> np.ndarray:
-    """Position of the working grid's first voxel in the fixed grid's axis frame (mm), ``(ndim,)``."""
-    nd = fixed.ndim
-    return (fixed.direction_matrix.T @ (np.asarray(working.origin) - np.asarray(fixed.origin)))[:nd]
-
-
-def to_working(image: Image, working: Grid) -> torch.Tensor:
-    """``image`` (intensities in [0, 1]) on the working grid as ``(1, 1, *spatial)``: low-pass filtered where the
-    working grid is coarser (Gaussian, sigma 0.4 working voxels), then resampled (outside the image: 0)."""
-    nd = image.ndim
-    sigma_mm = 0.4 * working.spacing[0]
-    sigma_kji = [sigma_mm / s if sigma_mm > s else 0.0 for s in reversed(image.grid.spacing[:nd])]
-    array = np.asarray(image.spatial_array(), dtype=np.float32)
-    if any(sigma_kji):
-        array = gaussian_filter(array, sigma_kji)
-    resampled = resample_to_grid(Image(array if nd == 3 else array[None], image.grid), working)
-    return torch.from_numpy(resampled.spatial_array())[None, None]
-
-
-def zscore(images: torch.Tensor) -> torch.Tensor:
-    """Per-image z-score clamped to [-2, 2], for ``(B, 1, *spatial)``."""
-    flat = images.flatten(1)
-    mean = flat.mean(1).view(-1, *[1] * (images.dim() - 1))
-    std = flat.std(1).clamp_min(1e-6).view(-1, *[1] * (images.dim() - 1))
-    return ((images - mean) / std).clamp(-2.0, 2.0)
 
 
 @dataclass

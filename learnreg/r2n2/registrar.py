@@ -21,7 +21,8 @@ from learnreg.image import Image
 from learnreg.losses.image import MSE
 from learnreg.progress import Progress
 from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement, step_record
-from learnreg.r2n2.model import R2N2Model, axis_offset, run_sequence, shipped_weights, to_working, working_grid, zscore
+from learnreg.r2n2.model import R2N2Model, run_sequence, shipped_weights
+from learnreg.working import axis_offset, to_working, working_grid, zscore
 from learnreg.registration import MethodOutput, Registrar, register_method
 from learnreg.warp import Warper, axis_coordinate_tensor
 

@@ -32,7 +32,8 @@ from learnreg.image import Grid
 from learnreg.losses.image import MSE
 from learnreg.losses.regularisers import TotalVariation
 from learnreg.progress import ProgressCallback
-from learnreg.r2n2.model import R2N2Model, run_sequence, to_working, working_grid, zscore
+from learnreg.r2n2.model import R2N2Model, run_sequence
+from learnreg.working import to_working, working_grid, zscore
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
 from learnreg.training.config import read_sections
 from learnreg.training.image_bank import ImageBank
