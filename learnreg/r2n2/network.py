@@ -29,13 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-
-def _conv(ndim: int):
-    return nn.Conv2d if ndim == 2 else nn.Conv3d
-
-
-def _instance_norm(ndim: int, channels: int) -> nn.Module:
-    return (nn.InstanceNorm2d if ndim == 2 else nn.InstanceNorm3d)(channels, affine=True)
+from learnreg.layers import ConvNormAct, conv, instance_norm
 
 
 def _unit_coordinates(shape, device, dtype) -> torch.Tensor:
@@ -45,21 +39,13 @@ def _unit_coordinates(shape, device, dtype) -> torch.Tensor:
     return torch.stack(list(reversed(mesh)), dim=0)
 
 
-class ConvNormAct(nn.Sequential):
-    """Convolution, instance normalisation, LeakyReLU."""
-
-    def __init__(self, ndim: int, c_in: int, c_out: int, kernel: int, stride: int = 1) -> None:
-        super().__init__(_conv(ndim)(c_in, c_out, kernel, stride, kernel // 2), _instance_norm(ndim, c_out),
-                         nn.LeakyReLU(0.1))
-
-
 class ResidualUnit(nn.Module):
     """``x + IN(conv3(LeakyReLU(IN(conv3(x)))))`` followed by LeakyReLU."""
 
     def __init__(self, ndim: int, channels: int) -> None:
         super().__init__()
-        self.body = nn.Sequential(ConvNormAct(ndim, channels, channels, 3), _conv(ndim)(channels, channels, 3, 1, 1),
-                                  _instance_norm(ndim, channels))
+        self.body = nn.Sequential(ConvNormAct(ndim, channels, channels, 3), conv(ndim)(channels, channels, 3, 1, 1),
+                                  instance_norm(ndim, channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.leaky_relu(x + self.body(x), 0.1)
@@ -74,10 +60,10 @@ class ConvGRUCell(nn.Module):
 
     def __init__(self, ndim: int, channels: int, recurrent_noise: float) -> None:
         super().__init__()
-        conv = _conv(ndim)
+        convolution = conv(ndim)
         self.ndim = ndim
-        self.input_gates = conv(channels, 3 * channels, 3, 1, 1)
-        self.hidden_gates = conv(channels, 3 * channels, 3, 1, 1, bias=False)
+        self.input_gates = convolution(channels, 3 * channels, 3, 1, 1)
+        self.hidden_gates = convolution(channels, 3 * channels, 3, 1, 1, bias=False)
         self.recurrent_noise = recurrent_noise
         self._noisy_weight: Optional[torch.Tensor] = None
 
@@ -93,9 +79,9 @@ class ConvGRUCell(nn.Module):
         if hidden is None:
             hidden = torch.zeros_like(x)
         weight = self.hidden_gates.weight if self._noisy_weight is None else self._noisy_weight
-        conv = F.conv2d if self.ndim == 2 else F.conv3d
+        functional_conv = F.conv2d if self.ndim == 2 else F.conv3d
         xr, xz, xn = self.input_gates(x).chunk(3, dim=1)
-        hr, hz, hn = conv(hidden, weight, padding=1).chunk(3, dim=1)
+        hr, hz, hn = functional_conv(hidden, weight, padding=1).chunk(3, dim=1)
         reset = torch.sigmoid(xr + hr)
         update = torch.sigmoid(xz + hz)
         candidate = torch.tanh(xn + reset * hn)
@@ -132,8 +118,8 @@ class PositionNetwork(nn.Module):
 
     def __init__(self, ndim: int, channels: int) -> None:
         super().__init__()
-        self.first = _conv(ndim)(channels, 1, 1)
-        self.second = _conv(ndim)(channels, 1, 1)
+        self.first = conv(ndim)(channels, 1, 1)
+        self.second = conv(ndim)(channels, 1, 1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         p = _spatial_softmax(self.first(features))
@@ -151,7 +137,7 @@ class ParameterNetwork(nn.Module):
 
     def __init__(self, ndim: int, channels: int, hidden: int, outputs: int) -> None:
         super().__init__()
-        self.conv = _conv(ndim)(channels, 2 * channels, 3, 1, 1)
+        self.conv = conv(ndim)(channels, 2 * channels, 3, 1, 1)
         self.fc = nn.Linear(channels, hidden)
         self.head = nn.Linear(hidden, outputs)
         nn.init.zeros_(self.head.weight)
