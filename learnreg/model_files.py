@@ -19,7 +19,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 
@@ -114,3 +114,53 @@ def load_model_file(path, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise InputError(f"weights file {path} does not hold format version {FORMAT_VERSION} weights; retrain it")
     return payload, card
+
+
+class SavedNetwork:
+    """A trained network with what inference needs to know about its training, stored as a checked weights file.
+
+    Subclasses set :attr:`method`, put their extra plain values in :meth:`settings` and rebuild themselves
+    in :meth:`from_payload`; the payload holds the method, the network's configuration (``config.as_dict()``),
+    those settings and the ``state_dict``.
+    """
+
+    method: ClassVar[str]
+
+    def __init__(self, network: torch.nn.Module, card: dict | None = None) -> None:
+        self.network = network
+        self.card = card or {}
+
+    def settings(self) -> dict[str, Any]:
+        """Plain values stored beside the configuration (none by default)."""
+        return {}
+
+    def payload(self) -> dict[str, Any]:
+        """What goes into the weights file (tensors and plain values only)."""
+        return {"method": self.method, "network": self.network.config.as_dict(), **self.settings(),
+                "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
+
+    def save(self, path, card: dict) -> dict:
+        """Write weights and model card; returns the card."""
+        return save_model_file(path, self.payload(), {"method": self.method, **card})
+
+    @classmethod
+    def from_payload(cls, payload: dict, card: dict | None = None) -> "SavedNetwork":
+        raise NotImplementedError
+
+    @classmethod
+    def load(cls, path) -> "SavedNetwork":
+        """Load checked weights (see :func:`load_model_file`)."""
+        payload, card = load_model_file(path, cls.method)
+        return cls.from_payload(payload, card)
+
+    @classmethod
+    def cached(cls, path) -> "SavedNetwork":
+        """:meth:`load`, once per file version and process (registrars call this for every registration)."""
+        path = Path(path)
+        key = (cls.method, str(path), path.stat().st_mtime if path.is_file() else 0.0)
+        if key not in _LOADED:
+            _LOADED[key] = cls.load(path)
+        return _LOADED[key]
+
+
+_LOADED: dict[tuple, SavedNetwork] = {}

@@ -16,7 +16,7 @@ from typing import Iterator
 import torch
 
 from learnreg.image import Grid
-from learnreg.model_files import MODELS_DIR, load_model_file, save_model_file
+from learnreg.model_files import MODELS_DIR, SavedNetwork
 from learnreg.r2n2.gaussian import gaussian_displacement
 from learnreg.r2n2.network import NetworkConfig, NormalisedGaussian, R2N2Network
 from learnreg.warp import Warper, axis_coordinate_tensor
@@ -80,7 +80,7 @@ def run_sequence(network: R2N2Network, fixed: torch.Tensor, moving: torch.Tensor
         yield SequenceStep(index, gaussian, displacement, field, warped, inside)
 
 
-class R2N2Model:
+class R2N2Model(SavedNetwork):
     """Network weights plus what inference needs to know about how they were trained.
 
     Attributes:
@@ -90,13 +90,14 @@ class R2N2Model:
         card: the model card (empty for a model not loaded from a file).
     """
 
+    method = METHOD
+
     def __init__(self, network: R2N2Network, working_size: int, sequence_length: int, card: dict | None = None):
         if working_size % network.size_multiple:
             raise ValueError(f"working size must be a multiple of {network.size_multiple}")
-        self.network = network
+        super().__init__(network, card)
         self.working_size = int(working_size)
         self.sequence_length = int(sequence_length)
-        self.card = card or {}
 
     @property
     def ndim(self) -> int:
@@ -106,24 +107,11 @@ class R2N2Model:
     def create(cls, config: NetworkConfig, working_size: int, sequence_length: int) -> "R2N2Model":
         return cls(R2N2Network(config), working_size, sequence_length)
 
-    def payload(self) -> dict:
-        """What goes into the weights file (tensors and plain values only)."""
-        return {"method": METHOD, "network": self.network.config.as_dict(), "working_size": self.working_size,
-                "sequence_length": self.sequence_length,
-                "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
-
-    def save(self, path, card: dict) -> dict:
-        """Write weights and model card; returns the card."""
-        return save_model_file(path, self.payload(), {"method": METHOD, **card})
+    def settings(self) -> dict:
+        return {"working_size": self.working_size, "sequence_length": self.sequence_length}
 
     @classmethod
     def from_payload(cls, payload: dict, card: dict | None = None) -> "R2N2Model":
         network = R2N2Network(NetworkConfig.from_dict(payload["network"]))
         network.load_state_dict(payload["state_dict"])
         return cls(network, payload["working_size"], payload["sequence_length"], card)
-
-    @classmethod
-    def load(cls, path) -> "R2N2Model":
-        """Load checked weights (see :func:`learnreg.model_files.load_model_file`)."""
-        payload, card = load_model_file(path, METHOD)
-        return cls.from_payload(payload, card)

@@ -54,17 +54,6 @@ class R2N2Options:
             raise InputError(f"tolerance={self.tolerance} must be at least 0 and below 1 (a fraction of the loss)")
 
 
-_MODELS: dict[tuple[str, float], R2N2Model] = {}
-
-
-def load_model(path: Path) -> R2N2Model:
-    """A checked model, loaded once per file version and process."""
-    key = (str(path), path.stat().st_mtime if path.is_file() else 0.0)
-    if key not in _MODELS:
-        _MODELS[key] = R2N2Model.load(path)
-    return _MODELS[key]
-
-
 @register_method
 class R2N2Registrar(Registrar):
     """R2N2: a recurrent network adds one rotated anisotropic Gaussian per step (trained weights)."""
@@ -84,7 +73,7 @@ class R2N2Registrar(Registrar):
 
     def model_for(self, ndim: int) -> R2N2Model:
         path = Path(self.options.weights) if self.options.weights else shipped_weights(ndim)
-        model = load_model(path)
+        model = R2N2Model.cached(path)
         if model.ndim != ndim:
             raise InputError(f"weights {path} are for {model.ndim}D images but the images are {ndim}D; choose "
                              f"{model.ndim}D images or {ndim}D weights (leave 'weights' empty for the shipped ones)")

@@ -4,7 +4,8 @@ Images are read with :func:`learnreg.image.load_image` (NIfTI, NRRD, MHA, PNG ..
 volumes are cut into slices along each of their axes (every ``slice_step_mm``, keeping slices whose
 foreground covers at least ``min_foreground`` of the slice); for a 3D bank each volume is used whole and,
 optionally, as a few random sub-volumes. Every entry is percentile-normalised and brought onto its own
-working grid by the same functions inference uses, so training sees what inference will see.
+working grid by the same functions inference uses, so training sees what inference will see. Label maps,
+when given, become structure-of-interest maps cut and resampled with their images (ISTN's training).
 """
 
 from __future__ import annotations
@@ -33,46 +34,71 @@ def expand_paths(patterns: Sequence[str]) -> list[Path]:
     return paths
 
 
-def _slices(image: Image, step_mm: float, min_foreground: float) -> list[Image]:
-    """2D images cut from a 3D volume along its three axes (identity geometry with the in-plane spacing)."""
+def _slice_positions(image: Image, step_mm: float, min_foreground: float) -> list[tuple[int, int]]:
+    """``(axis, index)`` of the slices to cut from a 3D volume: along each array axis ``(k, j, i)`` every
+    ``step_mm``, keeping slices whose foreground covers at least ``min_foreground`` of the slice."""
     array = np.asarray(image.array, dtype=np.float32)  # (k, j, i)
     threshold = np.percentile(array, 5) + 0.1 * (np.percentile(array, 99) - np.percentile(array, 5))
     spacing_kji = list(reversed(image.grid.spacing))
-    out = []
+    positions = []
     for axis in range(3):
         step = max(1, int(round(step_mm / spacing_kji[axis])))
-        in_plane = [s for a, s in enumerate(spacing_kji) if a != axis]  # (row, column) spacing
         for index in range(0, array.shape[axis], step):
-            plane = np.take(array, index, axis=axis)
-            if (plane > threshold).mean() < min_foreground:
-                continue
-            grid = Grid.make((plane.shape[1], plane.shape[0], 1), (in_plane[1], in_plane[0], 1.0))
-            out.append(Image(plane[None], grid))
-    return out
+            if (np.take(array, index, axis=axis) > threshold).mean() >= min_foreground:
+                positions.append((axis, index))
+    return positions
 
 
-def _crops(image: Image, count: int, rng: np.random.Generator, smallest: float = 0.7) -> list[Image]:
-    """``count`` random sub-volumes covering ``smallest`` to all of each axis."""
-    array = np.asarray(image.array)
-    out = []
+def _slice(image: Image, axis: int, index: int) -> Image:
+    """One slice of a volume as a 2D image (identity geometry with the in-plane spacing)."""
+    plane = np.take(np.asarray(image.array, dtype=np.float32), index, axis=axis)
+    in_plane = [s for a, s in enumerate(reversed(image.grid.spacing)) if a != axis]  # (row, column)
+    return Image(plane[None], Grid.make((plane.shape[1], plane.shape[0], 1), (in_plane[1], in_plane[0], 1.0)))
+
+
+def _crop_boxes(shape, count: int, rng: np.random.Generator, smallest: float = 0.7) -> list[tuple[list, list]]:
+    """``count`` random boxes ``(lo, hi)`` (array order) covering ``smallest`` to all of each axis."""
+    boxes = []
     for _ in range(count):
         lo, hi = [], []
-        for n in array.shape:
+        for n in shape:
             length = max(8, int(round(n * rng.uniform(smallest, 1.0))))
             start = int(rng.integers(0, n - length + 1))
             lo.append(start)
             hi.append(start + length)
-        sub = array[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        origin = image.grid.index_to_physical(np.array([lo[2], lo[1], lo[0]], dtype=float))
-        out.append(Image(sub, Grid(tuple(reversed(sub.shape)), image.grid.spacing, tuple(origin),
-                                   image.grid.direction)))
-    return out
+        boxes.append((lo, hi))
+    return boxes
+
+
+def _crop(image: Image, lo, hi) -> Image:
+    sub = np.asarray(image.array)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    origin = image.grid.index_to_physical(np.array([lo[2], lo[1], lo[0]], dtype=float))
+    return Image(sub, Grid(tuple(reversed(sub.shape)), image.grid.spacing, tuple(origin), image.grid.direction))
+
+
+def _cutters(image: Image, ndim: int, slice_step_mm: float, min_foreground: float, crops: int,
+             rng: np.random.Generator) -> list[Callable[[Image], Image]]:
+    """The pieces one file gives a bank, as functions applied alike to the image and its structure maps."""
+    if ndim == 2:
+        if image.ndim == 2:
+            return [lambda im: im]
+        return [lambda im, a=a, i=i: _slice(im, a, i) for a, i in _slice_positions(image, slice_step_mm,
+                                                                                     min_foreground)]
+    return [lambda im: im] + [lambda im, lo=lo, hi=hi: _crop(im, lo, hi)
+                              for lo, hi in _crop_boxes(image.array.shape, crops, rng)]
+
+
+def structure_maps(labels: Image, structure_labels: Sequence[Sequence[int]]) -> list[Image]:
+    """One binary map (0/1 floats) per structure of interest: the union of its label values."""
+    values = np.asarray(labels.array)
+    return [Image(np.isin(values, list(group)).astype(np.float32), labels.grid) for group in structure_labels]
 
 
 @dataclass
 class ImageBank:
-    """Images ``(N, 1, *[size] * ndim)`` in [0, 1] on their working grids, with their names and the
-    working grids' voxel spacing (mm), ``(N,)``."""
+    """Images ``(N, 1 + S, *[size] * ndim)`` on their working grids: channel 0 the intensities in [0, 1],
+    then ``S`` structure-of-interest maps (soft, in [0, 1]) when the bank was built with label maps; with
+    their names and the working grids' voxel spacing (mm), ``(N,)``."""
 
     images: torch.Tensor
     names: list[str]
@@ -81,25 +107,48 @@ class ImageBank:
     def __len__(self) -> int:
         return self.images.shape[0]
 
+    @property
+    def structures(self) -> int:
+        """Structure-of-interest channels per entry (0 without label maps)."""
+        return self.images.shape[1] - 1
+
     @classmethod
     def build(cls, patterns: Sequence[str], ndim: int, working_grid: Callable[[Grid], Grid],
               to_working: Callable[[Image, Grid], torch.Tensor], *,
               slice_step_mm: float = 4.0, min_foreground: float = 0.25, crops_per_volume: int = 0,
+              label_files: Sequence[str] = (), structure_labels: Sequence[Sequence[int]] = (),
               seed: int = 0) -> "ImageBank":
-        """Read every file matched by ``patterns`` and bring its 2D slices or 3D volumes onto working grids."""
+        """Read every file matched by ``patterns`` and bring its 2D slices or 3D volumes onto working grids.
+
+        With ``label_files`` (one per matched image, in the same order, on the same grid) each entry also
+        carries one map per group of label values in ``structure_labels``, cut and resampled alike.
+        """
         rng = np.random.default_rng(seed)
+        paths = expand_paths(patterns)
+        label_paths = expand_paths(label_files) if label_files else []
+        if label_files and len(label_paths) != len(paths):
+            raise InputError(f"{len(label_paths)} label maps for {len(paths)} images; give one label map per image, "
+                             "in the same order")
+        if label_files and not structure_labels:
+            raise InputError("label maps need structure_labels: the label values of each structure of interest")
         tensors, names, spacings = [], [], []
-        for path in expand_paths(patterns):
+        for n_file, path in enumerate(paths):
             image = load_image(path)
-            if ndim == 2:
-                entries = [image] if image.ndim == 2 else _slices(image, slice_step_mm, min_foreground)
-            else:
-                if image.ndim != 3:
-                    raise InputError(f"{path} is 2D; a 3D training bank needs volumes")
-                entries = [image] + _crops(image, crops_per_volume, rng)
-            for n, entry in enumerate(entries):
+            if ndim == 3 and image.ndim != 3:
+                raise InputError(f"{path} is 2D; a 3D training bank needs volumes")
+            maps = []
+            if label_paths:
+                labels = load_image(label_paths[n_file], role="label map")
+                if labels.grid.size != image.grid.size:
+                    raise InputError(f"label map {label_paths[n_file]} has size {labels.grid.size} but its image "
+                                     f"{path} has {image.grid.size}; each label map must share its image's grid")
+                labels = Image(labels.array, image.grid)
+                maps = structure_maps(labels, structure_labels)
+            for n, cut in enumerate(_cutters(image, ndim, slice_step_mm, min_foreground, crops_per_volume, rng)):
+                entry = cut(image)
                 grid = working_grid(entry.grid)
-                tensors.append(to_working(normalise(entry), grid)[0].float())
+                channels = [to_working(normalise(entry), grid)[0]] + [to_working(cut(m), grid)[0] for m in maps]
+                tensors.append(torch.cat(channels).float())
                 names.append(f"{path.name}#{n}")
                 spacings.append(grid.spacing[0])
         if not tensors:

@@ -4,19 +4,23 @@ Each pair follows :mod:`learnreg.synthetic`: a bank image ``S`` (randomly flippe
 fixed image is ``S`` warped by a smooth random pull field ``v`` (:func:`learnreg.synthetic.smooth_random_field`,
 peak length uniform in ``[0, max_displacement]`` of the grid's extent, control points every
 ``smoothness`` of it), so ``v`` is exactly what a registration should find. Intensity augmentation is
-drawn independently for the two images: a random gamma and Gaussian noise.
+drawn independently for the two images: a random gamma and Gaussian noise. A random affine part (rotation,
+scaling, translation; :func:`learnreg.synthetic.affine_jitter_field`) can be added to ``v``. A bank with
+structure-of-interest channels gives pairs with their structure maps, warped alike and never augmented.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 import torch
 
 from learnreg.errors import InputError
 from learnreg.image import Grid
-from learnreg.synthetic import smooth_random_field
+from learnreg.synthetic import affine_jitter_field, smooth_random_field
 from learnreg.training.image_bank import ImageBank
 from learnreg.warp import Warper
 
@@ -31,6 +35,8 @@ class PairSettings:
         gamma: intensity gamma drawn from ``exp(U(-gamma, gamma))`` per image.
         noise: standard deviation of additive Gaussian noise (intensities in [0, 1]).
         flips: randomly flip the source image along each axis.
+        rotation_degrees, scaling, translation: largest rotation, per-axis scaling (``1 +- scaling``) and
+            per-axis translation (fraction of the extent) of the affine part (0: none).
     """
 
     max_displacement: float = 0.06
@@ -39,28 +45,36 @@ class PairSettings:
     gamma: float = 0.3
     noise: float = 0.02
     flips: bool = True
+    rotation_degrees: float = 0.0
+    scaling: float = 0.0
+    translation: float = 0.0
 
     def validate(self) -> None:
         if not 0 < self.max_displacement < 0.5:
             raise InputError("max_displacement must be a fraction of the extent between 0 and 0.5")
         if not 0 < self.smoothness_min <= self.smoothness_max:
             raise InputError("smoothness_min must be positive and at most smoothness_max")
+        if not (0 <= self.rotation_degrees <= 90 and 0 <= self.scaling < 1 and 0 <= self.translation < 0.5):
+            raise InputError("rotation_degrees must be in [0, 90], scaling in [0, 1), translation in [0, 0.5)")
 
 
 @dataclass
 class PairBatch:
     """Fixed and moving images ``(B, 1, *spatial)`` in [0, 1], the true pull field ``(B, ndim, *spatial)`` in
-    the training grid's units, and for each pair the millimetres one such unit stands for, ``(B,)`` (its bank
-    image's working spacing over the training grid's spacing)."""
+    the training grid's units, for each pair the millimetres one such unit stands for, ``(B,)`` (its bank
+    image's working spacing over the training grid's spacing), and the structure maps ``(B, S, *spatial)``
+    of both images when the bank has them."""
 
     fixed: torch.Tensor
     moving: torch.Tensor
     true_field: torch.Tensor
     mm_per_unit: torch.Tensor
+    fixed_structures: Optional[torch.Tensor] = None
+    moving_structures: Optional[torch.Tensor] = None
 
     def to(self, device) -> "PairBatch":
         """The same batch on ``device``."""
-        return PairBatch(*(t.to(device) for t in (self.fixed, self.moving, self.true_field, self.mm_per_unit)))
+        return PairBatch(*(None if t is None else t.to(device) for t in dataclasses.astuple(self)))
 
 
 def _augment(images: torch.Tensor, settings: PairSettings, rng: np.random.Generator) -> torch.Tensor:
@@ -87,7 +101,13 @@ def random_pairs(bank: ImageBank, batch: int, grid: Grid, settings: PairSettings
         smooth_random_field(grid, rng, extent * settings.max_displacement * rng.uniform(),
                             extent * rng.uniform(settings.smoothness_min, settings.smoothness_max))
         for _ in range(batch)])
+    if settings.rotation_degrees or settings.scaling or settings.translation:
+        fields = fields + torch.cat([affine_jitter_field(grid, rng, settings.rotation_degrees, settings.scaling,
+                                                         settings.translation * extent) for _ in range(batch)])
     with torch.no_grad():
         fixed = Warper(grid, grid)(sources, fields)
-    return PairBatch(_augment(fixed, settings, rng), _augment(sources, settings, rng), fields,
-                     bank.spacing_mm[picks] / grid.spacing[0])
+    structures = {}
+    if bank.structures:
+        structures = {"fixed_structures": fixed[:, 1:], "moving_structures": sources[:, 1:]}
+    return PairBatch(_augment(fixed[:, :1], settings, rng), _augment(sources[:, :1], settings, rng), fields,
+                     bank.spacing_mm[picks] / grid.spacing[0], **structures)
