@@ -62,7 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: method -> (module, function) of its trainer
-TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2")}
+TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2"), "istn": ("learnreg.istn.training", "train_istn")}
 
 
 def _train(args: argparse.Namespace) -> int:

@@ -62,6 +62,7 @@ class MethodOutput:
     steps: list[StepRecord] = field(default_factory=list)
     loss_history: list[float] = field(default_factory=list)
     stage_times: dict[str, float] = field(default_factory=dict)
+    images: dict[str, Image] = field(default_factory=dict)
 
 
 @dataclass
@@ -78,6 +79,8 @@ class RegistrationResult:
         steps: per-step records for stepwise methods (empty otherwise).
         loss_history: image loss per iteration for iterative methods.
         options: the options used, as a plain dict.
+        images: images a method exposes besides the result, by name (ISTN: the representations its
+            network computed of the fixed and moving images, on its working grid).
     """
 
     method: str
@@ -89,6 +92,7 @@ class RegistrationResult:
     steps: list[StepRecord] = dataclasses.field(default_factory=list)
     loss_history: list[float] = dataclasses.field(default_factory=list)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    images: dict[str, Image] = dataclasses.field(default_factory=dict)
 
 
 # ----------------------------------------------------------------- options
@@ -231,6 +235,7 @@ class Registrar(ABC):
             steps=output.steps,
             loss_history=output.loss_history,
             options=dataclasses.asdict(self.options),
+            images=output.images,
         )
 
 
@@ -247,7 +252,7 @@ def register_method(cls: type[Registrar]) -> type[Registrar]:
 def _load_builtin_methods() -> None:
     import importlib
 
-    for module in ("learnreg.classical", "learnreg.r2n2.registrar"):  # their imports register the methods
+    for module in ("learnreg.classical", "learnreg.r2n2.registrar", "learnreg.istn.registrar"):  # their imports register the methods
         importlib.import_module(module)
 
 

@@ -8,7 +8,7 @@ weights (:class:`~learnreg.r2n2.network.ConvGRUCell`). Pairs come from
 separate, held-out images, and the kept weights are those with the lowest validation TRE (mean endpoint
 error of the field over the fixed image's foreground, in mm).
 
-The configuration sections are :class:`DataSettings` ``[data]``, :class:`ModelSettings` ``[model]``,
+The configuration sections are :class:`~learnreg.training.image_bank.DataSettings` ``[data]``, :class:`ModelSettings` ``[model]``,
 :class:`~learnreg.training.pairs.PairSettings` ``[pairs]``, :class:`LossSettings` ``[loss]``,
 :class:`~learnreg.training.trainer.TrainingSettings` ``[training]`` and
 :class:`~learnreg.training.trainer.OutputSettings` ``[output]``.
@@ -17,15 +17,12 @@ The configuration sections are :class:`DataSettings` ``[data]``, :class:`ModelSe
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
-import numpy as np
 import torch
-import torch.distributed as dist
 
 from learnreg.errors import InputError
 from learnreg.image import Grid
@@ -33,29 +30,11 @@ from learnreg.losses.image import MSE
 from learnreg.losses.regularisers import TotalVariation
 from learnreg.progress import ProgressCallback
 from learnreg.r2n2.model import R2N2Model, run_sequence
-from learnreg.working import to_working, working_grid, zscore
+from learnreg.working import zscore
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
-from learnreg.training.config import read_sections
-from learnreg.training.image_bank import ImageBank
-from learnreg.training.pairs import PairBatch, PairSettings, random_pairs
-from learnreg.training.trainer import (OutputSettings, TrainingSettings, distributed_context, train,
-                                       training_device)
-
-
-@dataclass
-class DataSettings:
-    """The ``[data]`` section: training and validation image files (globs allowed; 3D volumes give slices for a
-    2D model), the slice spacing and foreground threshold for slicing, and random sub-volumes per 3D volume."""
-
-    images: tuple[str, ...] = ()
-    validation_images: tuple[str, ...] = ()
-    slice_step_mm: float = 4.0
-    min_foreground: float = 0.25
-    crops_per_volume: int = 0
-
-    def validate(self) -> None:
-        if not self.images or not self.validation_images:
-            raise InputError("both images and validation_images need at least one file")
+from learnreg.training.image_bank import DataSettings
+from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
+from learnreg.training.trainer import OutputSettings, TrainingSettings, run_configured, train, training_card
 
 
 @dataclass(frozen=True)
@@ -100,12 +79,6 @@ class LossSettings:
 
 SECTIONS = {"data": DataSettings, "model": ModelSettings, "pairs": PairSettings, "loss": LossSettings,
             "training": TrainingSettings, "output": OutputSettings}
-
-
-def training_grid(ndim: int, size: int) -> Grid:
-    """The grid training pairs live on: ``size`` voxels per axis of 1 unit (network outputs are normalised,
-    so the unit is arbitrary; :attr:`PairBatch.mm_per_unit` converts to each image's mm)."""
-    return Grid.make((size,) * ndim + (1,) * (3 - ndim))
 
 
 class SequenceObjective(torch.nn.Module):
@@ -159,57 +132,31 @@ def validation_scores(network: R2N2Network, pairs: list[PairBatch], grid: Grid, 
             "val_mse": float(torch.cat(mse).mean()), "val_folding_percent": 100 * float(torch.cat(folds).mean())}
 
 
-def _hardware(device: torch.device, world_size: int) -> str:
-    if device.type == "cuda":
-        what = torch.cuda.get_device_name(device)
-    else:
-        what = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
-    return f"{world_size} x {what}" if world_size > 1 else what
-
-
 def train_r2n2(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
                steps: Optional[int] = None) -> Optional[dict]:
     """Train from a configuration file; rank 0 returns the model card of the saved weights.
 
     ``steps`` overrides ``[training] steps`` (e.g. for a quick trial).
     """
-    sections = read_sections(config_path, SECTIONS)
-    data, model_s, pair_s, loss_s = sections["data"], sections["model"], sections["pairs"], sections["loss"]
-    training, output = sections["training"], sections["output"]
-    if steps is not None:
-        training = dataclasses.replace(training, steps=steps)
-    if training.threads:
-        torch.set_num_threads(training.threads)
-    context = distributed_context()
-    device = training_device(training, context)
-    if context.world_size > 1:
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
-        return _train(data, model_s, pair_s, loss_s, training, output, context, device, progress, resume)
-    finally:
-        if context.world_size > 1:
-            dist.destroy_process_group()
+
+    def body(sections, training, context, device):
+        return _train(sections["data"], sections["model"], sections["pairs"], sections["loss"], training,
+                      sections["output"], context, device, progress, resume)
+
+    return run_configured(config_path, SECTIONS, body, steps=steps)
 
 
 def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, loss_s: LossSettings,
            training: TrainingSettings, output: OutputSettings, context, device, progress, resume) -> Optional[dict]:
     size, nd = model_s.working_size, model_s.ndim
     t0 = time.perf_counter()
-
-    def bank(patterns, seed):
-        return ImageBank.build(patterns, nd, lambda g: working_grid(g, size), to_working,
-                               slice_step_mm=data.slice_step_mm, min_foreground=data.min_foreground,
-                               crops_per_volume=data.crops_per_volume, seed=seed)
-
-    train_bank, val_bank = bank(data.images, 0), bank(data.validation_images, 1)
+    train_bank, val_bank = data.build_banks(nd, size)
     bank_seconds = time.perf_counter() - t0
     grid = training_grid(nd, size)
     torch.manual_seed(training.seed)  # the same initial weights on every process
     network = R2N2Network(model_s.network_config())
     objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s)
-    val_rng = np.random.default_rng([training.seed, 10**6])
-    val_pairs = [random_pairs(val_bank, 1, grid, dataclasses.replace(pair_s, gamma=0.0, noise=0.0), val_rng).to(device)
-                 for _ in range(training.validation_pairs)]
+    val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 
     def next_batch(rng):
         return random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
@@ -231,10 +178,6 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
                  "working_size": size, "pairs": dataclasses.asdict(pair_s)},
         "model": dataclasses.asdict(model_s),
         "network_parameters": sum(p.numel() for p in network.parameters()),
-        "training": {**dataclasses.asdict(training), "loss": dataclasses.asdict(loss_s),
-                     "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
-                     "bank_build_s": round(bank_seconds, 1), "hardware": _hardware(device, context.world_size),
-                     "processes": context.world_size, "torch": torch.__version__},
-        "validation": {"best": record.best, "final": next((r for r in reversed(record.rows) if "val_tre_mm" in r), {})},
+        **training_card(training, loss_s, record, bank_seconds, device, context, "val_tre_mm"),
     }
     return model.save(output.weights, card)

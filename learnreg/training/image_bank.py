@@ -154,3 +154,35 @@ class ImageBank:
         if not tensors:
             raise InputError(f"no usable images in {list(patterns)}; check the [data] section")
         return cls(torch.stack(tensors).half(), names, torch.tensor(spacings))
+
+
+@dataclass
+class DataSettings:
+    """The ``[data]`` section: training and validation image files (globs allowed; 3D volumes give slices for a
+    2D model), the slice spacing and foreground threshold for slicing, and random sub-volumes per 3D volume."""
+
+    images: tuple[str, ...] = ()
+    validation_images: tuple[str, ...] = ()
+    slice_step_mm: float = 4.0
+    min_foreground: float = 0.25
+    crops_per_volume: int = 0
+
+    def validate(self) -> None:
+        if not self.images or not self.validation_images:
+            raise InputError("both images and validation_images need at least one file")
+
+    def label_options(self, validation: bool) -> dict:
+        """Extra :meth:`ImageBank.build` arguments for the training or validation bank (none here)."""
+        return {}
+
+    def build_banks(self, ndim: int, working_size: int) -> tuple[ImageBank, ImageBank]:
+        """The training and the validation bank on working grids of ``working_size`` voxels per axis."""
+        from learnreg.working import to_working, working_grid
+
+        def bank(patterns, validation: bool) -> ImageBank:
+            return ImageBank.build(patterns, ndim, lambda g: working_grid(g, working_size), to_working,
+                                   slice_step_mm=self.slice_step_mm, min_foreground=self.min_foreground,
+                                   crops_per_volume=self.crops_per_volume, seed=int(validation),
+                                   **self.label_options(validation))
+
+        return bank(self.images, False), bank(self.validation_images, True)

@@ -111,3 +111,17 @@ def random_pairs(bank: ImageBank, batch: int, grid: Grid, settings: PairSettings
         structures = {"fixed_structures": fixed[:, 1:], "moving_structures": sources[:, 1:]}
     return PairBatch(_augment(fixed[:, :1], settings, rng), _augment(sources[:, :1], settings, rng), fields,
                      bank.spacing_mm[picks] / grid.spacing[0], **structures)
+
+
+def training_grid(ndim: int, size: int) -> Grid:
+    """The grid training pairs live on: ``size`` voxels per axis of 1 unit (network outputs are normalised,
+    so the unit is arbitrary; :attr:`PairBatch.mm_per_unit` converts to each image's mm)."""
+    return Grid.make((size,) * ndim + (1,) * (3 - ndim))
+
+
+def validation_pairs(bank: ImageBank, count: int, grid: Grid, settings: PairSettings, seed: int,
+                     device) -> list[PairBatch]:
+    """``count`` fixed single-pair batches for validation: the same every run, without intensity augmentation."""
+    rng = np.random.default_rng([seed, 10**6])
+    plain = dataclasses.replace(settings, gamma=0.0, noise=0.0)
+    return [random_pairs(bank, 1, grid, plain, rng).to(device) for _ in range(count)]

@@ -13,7 +13,9 @@ GPUs), which averages the gradients; only rank 0 validates and writes files.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
+import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -233,3 +235,52 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
     if context.world_size > 1:
         dist.barrier()
     return TrainingRecord(settings.steps, elapsed, rows, best, best_state)
+
+
+def run_configured(config_path, sections: dict[str, type], body: Callable[..., Optional[dict]], *,
+                   steps: Optional[int] = None) -> Optional[dict]:
+    """Read a configuration and run ``body(sections, training, context, device)`` in this process's place.
+
+    ``steps`` overrides ``[training] steps``; ``[training] threads`` sets torch's CPU threads; under
+    torchrun the process group is set up around ``body`` and torn down after it.
+    """
+    from learnreg.training.config import read_sections
+
+    built = read_sections(config_path, sections)
+    training = built["training"]
+    if steps is not None:
+        training = dataclasses.replace(training, steps=steps)
+    if training.threads:
+        torch.set_num_threads(training.threads)
+    context = distributed_context()
+    device = training_device(training, context)
+    if context.world_size > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return body(built, training, context, device)
+    finally:
+        if context.world_size > 1:
+            dist.destroy_process_group()
+
+
+def hardware_description(device: torch.device, world_size: int) -> str:
+    """What trained: ``"2 x NVIDIA H100 ..."`` or ``"CPU (x86_64, 1 torch threads)"``."""
+    if device.type == "cuda":
+        what = torch.cuda.get_device_name(device)
+    else:
+        what = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads)"
+    return f"{world_size} x {what}" if world_size > 1 else what
+
+
+def training_card(training: TrainingSettings, loss_settings, record: TrainingRecord, bank_seconds: float,
+                  device: torch.device, context: DistributedContext, validation_key: str) -> dict:
+    """The model card's ``training`` and ``validation`` parts for a finished run."""
+    return {
+        "training": {**dataclasses.asdict(training), "loss": dataclasses.asdict(loss_settings),
+                     "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
+                     "bank_build_s": round(bank_seconds, 1),
+                     "hardware": hardware_description(device, context.world_size),
+                     "processes": context.world_size, "torch": torch.__version__},
+        "validation": {"best": record.best,
+                       "final": next((r for r in reversed(record.rows) if validation_key in r), {})},
+    }

@@ -1,0 +1,109 @@
+"""A trained ISTN, its fields at full resolution, and test-time refinement.
+
+The network sees both images on the working grid (:mod:`learnreg.working`); its transformation, in the
+working grid's normalised frame, is evaluated directly at the voxels of the full-resolution fixed grid
+(same direction, so the axes agree) and scaled to millimetres.
+
+Refinement (:func:`refine`) is the paper's test-specific iteration: a copy of the STN is optimised on the
+pair with Adam while the ITN stays frozen, minimising ``MSE(M'_theta, F')`` (plus the training's
+regulariser weight x the B-spline's bending energy). No annotations are needed. The parameters with the
+lowest loss seen, the one-pass prediction included, are kept.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from learnreg.image import Grid
+from learnreg.istn.network import ISTNConfig, ISTNNetwork, ISTNOutput
+from learnreg.istn.objective import WorkingWarp, half_extent, representation_loss
+from learnreg.model_files import MODELS_DIR, SavedNetwork
+from learnreg.progress import Progress
+from learnreg.working import axis_offset
+
+METHOD = "istn"
+
+
+def shipped_weights(ndim: int, transformation: str, variant: str) -> Path:
+    """Path of the shipped weights for a dimension, transformation model and variant."""
+    return MODELS_DIR / f"istn_{ndim}d_{transformation}_{variant}.pt"
+
+
+class ISTNModel(SavedNetwork):
+    """ISTN weights plus the regulariser weight they were trained with (refinement uses it too)."""
+
+    method = METHOD
+
+    def __init__(self, network: ISTNNetwork, regulariser_weight: float = 0.0, card: dict | None = None) -> None:
+        super().__init__(network, card)
+        self.regulariser_weight = float(regulariser_weight)
+
+    @property
+    def config(self) -> ISTNConfig:
+        return self.network.config
+
+    def settings(self) -> dict:
+        return {"regulariser_weight": self.regulariser_weight}
+
+    @classmethod
+    def from_payload(cls, payload: dict, card: dict | None = None) -> "ISTNModel":
+        network = ISTNNetwork(ISTNConfig.from_dict(payload["network"]))
+        network.load_state_dict(payload["state_dict"])
+        return cls(network, payload["regulariser_weight"], card)
+
+
+def full_resolution_field(network: ISTNNetwork, raw: torch.Tensor, fixed: Grid, working: Grid) -> torch.Tensor:
+    """The transformation's pull field on the fixed grid, mm along its axes, ``(1, ndim, *spatial)``."""
+    nd = fixed.ndim
+    offset = axis_offset(fixed, working)
+    half = half_extent(working)
+    positions = [(torch.arange(fixed.size[a], device=raw.device, dtype=torch.float32) * fixed.spacing[a]
+                  - float(offset[a])) / half - 1.0 for a in range(nd)]
+    return network.transformation.field(raw, positions) * half
+
+
+@dataclass
+class Refinement:
+    """Outcome of :func:`refine`: the kept parameters, the loss per step (step 0: one pass) and where the
+    best was found (0 means refinement never beat the one-pass prediction)."""
+
+    raw: torch.Tensor
+    losses: list[float] = field(default_factory=list)
+    best_step: int = 0
+
+
+def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: int, learning_rate: float,
+           regulariser_weight: float, progress: Optional[Progress] = None) -> Refinement:
+    """Optimise a copy of the STN on one pair for ``steps`` Adam steps (see the module docstring)."""
+    fixed_r, moving_r = output.fixed_representation.detach(), output.moving_representation.detach()
+    stn = copy.deepcopy(network.stn).train(False)
+    optimiser = torch.optim.Adam(stn.parameters(), lr=learning_rate)
+
+    def loss_of(raw: torch.Tensor) -> torch.Tensor:
+        loss = representation_loss(ISTNOutput(fixed_r, moving_r, raw), warp)
+        return loss + regulariser_weight * network.transformation.regulariser(raw)
+
+    with torch.no_grad():
+        first = float(loss_of(output.raw))
+    result = Refinement(output.raw.detach(), [first], 0)
+    best = first
+    for step in range(1, steps + 1):
+        with torch.enable_grad():
+            raw = stn(fixed_r, moving_r)
+            loss = loss_of(raw)
+            optimiser.zero_grad(set_to_none=True)
+            loss.backward()
+            optimiser.step()
+        value = float(loss.detach())  # the loss of the parameters before this update
+        result.losses.append(value)
+        if value < best:
+            best, result.raw, result.best_step = value, raw.detach(), step
+        if progress is not None:
+            progress.report(step / steps, f"istn: refinement step {step}/{steps}, loss {value:.5f} "
+                                          f"(one pass {first:.5f})")
+    return result
