@@ -55,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("method", choices=sorted(TRAINERS), help="method to train")
     trainer.add_argument("--config", required=True, help="configuration file (.toml, or .yaml with PyYAML)")
     trainer.add_argument("--steps", type=int, help="override the configuration's [training] steps")
+    trainer.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
+                         help="override one value of the configuration (repeatable; paths relative to the "
+                              "configuration file), e.g. --set model.variant=istn-e")
     trainer.add_argument("--restart", action="store_true",
                          help="start afresh even if the output folder holds a checkpoint (default: resume)")
     trainer.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -72,7 +75,7 @@ def _train(args: argparse.Namespace) -> int:
     module, function = TRAINERS[args.method]
     trainer = getattr(importlib.import_module(module), function)
     bar = None if args.quiet else TerminalProgressBar()
-    card = trainer(args.config, progress=bar, resume=not args.restart, steps=args.steps)
+    card = trainer(args.config, progress=bar, resume=not args.restart, steps=args.steps, overrides=args.overrides)
     if bar:
         bar.close()
     if card is not None:

@@ -88,17 +88,18 @@ def validation_scores(network: ISTNNetwork, pairs: list[PairBatch], warp: Workin
 
 
 def train_istn(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
-               steps: Optional[int] = None) -> Optional[dict]:
+               steps: Optional[int] = None, overrides=()) -> Optional[dict]:
     """Train from a configuration file; rank 0 returns the model card of the saved weights.
 
-    ``steps`` overrides ``[training] steps`` (e.g. for a quick trial).
+    ``steps`` overrides ``[training] steps`` (e.g. for a quick trial), ``overrides`` (``SECTION.KEY=VALUE``)
+    any value of the file.
     """
 
     def body(sections, training, context, device):
         return _train(sections["data"], sections["model"], sections["pairs"], sections["loss"], training,
                       sections["output"], context, device, progress, resume)
 
-    return run_configured(config_path, SECTIONS, body, steps=steps)
+    return run_configured(config_path, SECTIONS, body, steps=steps, overrides=overrides)
 
 
 def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings, loss_s: LossSettings,

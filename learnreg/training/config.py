@@ -47,14 +47,29 @@ def read_config_file(path) -> dict[str, Any]:
     raise InputError(f"configuration file {path} must end in .toml, .yaml or .yml")
 
 
-def read_sections(path, sections: dict[str, type]) -> dict[str, Any]:
+def apply_overrides(raw: dict[str, Any], overrides) -> dict[str, Any]:
+    """``raw`` with ``SECTION.KEY=VALUE`` overrides applied (values as text, read like the file's)."""
+    raw = {name: dict(values) if isinstance(values, dict) else values for name, values in raw.items()}
+    for item in overrides or ():
+        target, sep, value = item.partition("=")
+        section, dot, key = target.strip().partition(".")
+        if not sep or not dot or not section or not key:
+            raise InputError(f"override {item!r} must look like SECTION.KEY=VALUE (e.g. model.variant=istn-e)")
+        values = raw.setdefault(section, {})
+        if isinstance(values, dict):
+            values[key.strip()] = value.strip()
+    return raw
+
+
+def read_sections(path, sections: dict[str, type], overrides=()) -> dict[str, Any]:
     """Read ``path`` and build one dataclass per section (missing sections take their defaults).
 
-    Fields annotated as paths (names ending in ``_path``, ``folder`` or ``images``) are resolved relative
-    to the configuration file's folder.
+    ``overrides`` are ``SECTION.KEY=VALUE`` texts that replace the file's values. Fields annotated as paths
+    (names ending in ``_path``, ``folder`` or ``images``) are resolved relative to the configuration file's
+    folder, overridden ones too.
     """
     path = Path(path)
-    raw = read_config_file(path)
+    raw = apply_overrides(read_config_file(path), overrides)
     unknown = sorted(set(raw) - set(sections))
     if unknown:
         raise InputError(f"{path}: unknown section(s) {', '.join(unknown)}; valid sections: {', '.join(sections)}")

@@ -238,15 +238,16 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
 
 
 def run_configured(config_path, sections: dict[str, type], body: Callable[..., Optional[dict]], *,
-                   steps: Optional[int] = None) -> Optional[dict]:
+                   steps: Optional[int] = None, overrides=()) -> Optional[dict]:
     """Read a configuration and run ``body(sections, training, context, device)`` in this process's place.
 
-    ``steps`` overrides ``[training] steps``; ``[training] threads`` sets torch's CPU threads; under
-    torchrun the process group is set up around ``body`` and torn down after it.
+    ``overrides`` (``SECTION.KEY=VALUE``) replace the file's values and ``steps`` its ``[training] steps``;
+    ``[training] threads`` sets torch's CPU threads; under torchrun the process group is set up around
+    ``body`` and torn down after it.
     """
     from learnreg.training.config import read_sections
 
-    built = read_sections(config_path, sections)
+    built = read_sections(config_path, sections, overrides)
     training = built["training"]
     if steps is not None:
         training = dataclasses.replace(training, steps=steps)

@@ -1,0 +1,314 @@
+"""ISTN: the affine parameterisation, the B-spline STN, each training loss, test-time refinement, the
+registrar, label-carrying image banks and training from a configuration."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from learnreg.errors import InputError
+from learnreg.image import Grid, Image, load_image, save_image
+from learnreg.istn.model import ISTNModel, full_resolution_field, refine
+from learnreg.istn.network import VARIANTS, ISTNConfig, ISTNNetwork
+from learnreg.istn.objective import ISTNObjective, WorkingWarp, hard_dice
+from learnreg.istn.transforms import AffineModel, BSplineModel, normalised_axis_positions, rotation_matrices
+from learnreg.registration import create_registrar
+from learnreg.sample_data import sample_image
+from learnreg.training.config import apply_overrides
+from learnreg.training.image_bank import ImageBank
+from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid
+from learnreg.warp import Warper
+from learnreg.working import to_working, working_grid
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def tiny_config(**changes) -> ISTNConfig:
+    values = dict(ndim=2, working_size=16, transformation="affine", variant="istn-i", structures=2,
+                  itn_channels=(4, 8), stn_channels=(4, 8), fc_hidden=16, control_spacing=4)
+    return ISTNConfig(**{**values, **changes})
+
+
+# ----------------------------------------------------------------- affine parameterisation
+def test_affine_zero_output_is_the_identity_and_outputs_are_bounded():
+    for ndim in (2, 3):
+        model = AffineModel(ndim, 8)
+        linear, translation = model.matrix(torch.zeros(1, model.parameter_count))
+        assert torch.allclose(linear[0], torch.eye(ndim), atol=1e-6) and translation.abs().max() == 0
+        huge = model.bounded(torch.full((1, model.parameter_count), 1e3))
+        assert torch.allclose(huge["translation"], torch.tensor(0.2))
+        assert torch.allclose(huge["rotation"], torch.tensor(math.pi / 4))
+        assert torch.allclose(huge["log_scale"], torch.tensor(0.2)) and torch.allclose(huge["shear"], torch.tensor(0.2))
+    assert AffineModel(2, 8).parameter_count == 2 + 1 + 2 + 1 and AffineModel(3, 8).parameter_count == 3 + 3 + 3 + 3
+
+
+def _raw_for(model: AffineModel, **values) -> torch.Tensor:
+    """Raw outputs that give the named bounded parameters (inverting the scaled tanh)."""
+    raw, start = torch.zeros(1, model.parameter_count), 0
+    for name, size in model.sizes.items():
+        if name in values:
+            raw[0, start:start + size] = torch.atanh(torch.as_tensor(values[name], dtype=torch.float32)
+                                                     / model.bounds[name])
+        start += size
+    return raw
+
+
+def test_affine_known_matrices_and_composition_order():
+    model = AffineModel(2, 8)
+    angle = 0.3
+    linear, _ = model.matrix(_raw_for(model, rotation=[angle]))
+    c, s = math.cos(angle), math.sin(angle)
+    assert torch.allclose(linear[0], torch.tensor([[c, -s], [s, c]]), atol=1e-5)
+    linear, t = model.matrix(_raw_for(model, log_scale=[math.log(1.1), math.log(0.9)], translation=[0.05, -0.1]))
+    assert torch.allclose(linear[0], torch.diag(torch.tensor([1.1, 0.9])), atol=1e-5)
+    assert torch.allclose(t[0], torch.tensor([0.05, -0.1]), atol=1e-6)
+    # T = R S^-1 D S with shear S = [[1, h], [0, 1]]
+    h, d = 0.15, np.diag([1.1, 0.95])
+    shear = np.array([[1, h], [0, 1]])
+    rotation = np.array([[c, -s], [s, c]])
+    expected = rotation @ np.linalg.inv(shear) @ d @ shear
+    linear, _ = model.matrix(_raw_for(model, rotation=[angle], shear=[h], log_scale=np.log(np.diag(d)).tolist()))
+    assert np.allclose(linear[0].numpy(), expected, atol=1e-5)
+    # 3D rotations are proper rotations; about k alone is the 2D rotation of (i, j)
+    r = rotation_matrices(torch.tensor([[0.2, -0.4, 0.7]]))[0]
+    assert torch.allclose(r @ r.T, torch.eye(3), atol=1e-6) and abs(float(torch.det(r)) - 1) < 1e-6
+    rk = rotation_matrices(torch.tensor([[0.0, 0.0, angle]]))[0]
+    assert torch.allclose(rk[:2, :2], torch.tensor([[c, -s], [s, c]]), atol=1e-6)
+
+
+def test_affine_field_is_the_matrix_about_the_centre():
+    model = AffineModel(2, 5)
+    raw = _raw_for(model, rotation=[0.2], translation=[0.1, 0.0], log_scale=[0.1, -0.05])
+    linear, t = model.matrix(raw)
+    field = model.field(raw)  # on the 5 x 5 working grid, normalised
+    x = normalised_axis_positions(5)
+    point = torch.stack([x[4], x[1]])  # voxel (i=4, j=1)
+    expected = (linear[0] - torch.eye(2)) @ point + t[0]
+    assert torch.allclose(field[0, :, 1, 4], expected, atol=1e-6)
+    assert torch.allclose(field[0, :, 2, 2], t[0], atol=1e-6)  # the centre only translates
+
+
+# ----------------------------------------------------------------- B-spline STN
+def test_bspline_known_control_points_give_the_known_field():
+    model = BSplineModel(2, 17, control_spacing=4, max_displacement=0.2)
+    assert model.count == 4 + 4 and model.parameter_count == 2 * 64
+    # equal control points: the B-splines sum to one, so the field is that constant everywhere
+    raw = torch.zeros(1, 2, 8, 8)
+    raw[:, 0] = math.atanh(0.1 / 0.2)
+    field = model.field(raw.flatten(1))
+    assert torch.allclose(field[0, 0], torch.full((17, 17), 0.1), atol=1e-6) and field[0, 1].abs().max() < 1e-7
+    # one control point: the tensor product of the cubic B-spline centred on it
+    raw = torch.zeros(1, 2, 8, 8)
+    raw[0, 1, 3, 5] = math.atanh(0.5)  # component j, control point (k=3 rows... i=5 columns)
+    field = model.field(raw.flatten(1))[0, 1]
+    spacing = 2.0 * 4 / 16
+    x = normalised_axis_positions(17) + 1.0
+
+    def cubic(t):
+        t = t.abs()
+        return torch.where(t < 1, (4 - 6 * t ** 2 + 3 * t ** 3) / 6, torch.where(t < 2, (2 - t) ** 3 / 6, 0 * t))
+
+    bi, bj = cubic(x / spacing - (5 - 1)), cubic(x / spacing - (3 - 1))
+    assert torch.allclose(field, 0.1 * bj[:, None] * bi[None, :], atol=1e-6)
+    # bounded, and the bending energy of an affine-free constant field is zero
+    assert model.control_points(torch.full((1, 128), 1e3)).max() <= 0.2 + 1e-7
+    assert float(model.regulariser(torch.full((1, 128), 0.3))) < 1e-8
+    assert float(model.regulariser(torch.randn(1, 128))) > 0
+
+
+def test_full_resolution_field_matches_the_working_field():
+    """Evaluated at the working grid's own voxels, the full-resolution field is the working field in mm."""
+    fixed = Grid.make((40, 30, 1), (1.5, 2.0, 1.0), (5.0, -3.0, 0.0))
+    network = ISTNNetwork(tiny_config(transformation="bspline"))
+    work = working_grid(fixed, 16)
+    raw = torch.randn(1, network.transformation.parameter_count)
+    warp = WorkingWarp(network, work)
+    on_working = full_resolution_field(network, raw, work, work)
+    assert torch.allclose(on_working, warp.field(raw), atol=1e-4)
+    full = full_resolution_field(network, raw, fixed, work)
+    assert full.shape == (1, 2, 30, 40)
+
+
+# ----------------------------------------------------------------- losses and refinement
+def _tiny_batch(ndim: int = 2, size: int = 16, seed: int = 0) -> PairBatch:
+    """Two blobs (the two structures) shifted between fixed and moving."""
+    g = torch.Generator().manual_seed(seed)
+    x = normalised_axis_positions(size)
+    mesh = torch.stack(torch.meshgrid(*[x] * ndim, indexing="ij"))
+
+    def blobs(shift):
+        a = ((mesh[-1] - 0.3 - shift) ** 2 + (mesh[0] + 0.2) ** 2 < 0.12).float()
+        b = ((mesh[-1] + 0.35 - shift) ** 2 + (mesh[0] - 0.3) ** 2 < 0.08).float()
+        return torch.stack([a, b])
+
+    s_fixed, s_moving = blobs(0.0)[None], blobs(0.15)[None]
+    image = lambda s: (0.3 * s[:, :1] + 0.8 * s[:, 1:] + 0.05 * torch.rand(1, 1, *s.shape[2:], generator=g))
+    return PairBatch(image(s_fixed), image(s_moving), torch.zeros(1, ndim, *[size] * ndim), torch.ones(1),
+                     s_fixed, s_moving)
+
+
+@pytest.mark.parametrize("variant", VARIANTS)
+@pytest.mark.parametrize("transformation", ["affine", "bspline"])
+def test_each_training_loss_decreases_on_a_tiny_pair(variant, transformation):
+    torch.manual_seed(0)
+    network = ISTNNetwork(tiny_config(variant=variant, transformation=transformation))
+    objective = ISTNObjective(network, training_grid(2, 16), regulariser_weight=0.01)
+    batch = _tiny_batch()
+    optimiser = torch.optim.Adam(objective.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(40):
+        loss, stats = objective(batch)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        losses.append(float(loss.detach()))
+    assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
+    assert "structure_mse" in stats and ("regulariser" in stats)
+
+
+def test_refinement_lowers_its_loss_and_keeps_the_best():
+    torch.manual_seed(0)
+    network = ISTNNetwork(tiny_config(variant="stn-u"))  # no ITN: the refinement loss is on the images
+    batch = _tiny_batch(seed=3)
+    warp = WorkingWarp(network, training_grid(2, 16))
+    output = network(batch.fixed, batch.moving)
+    result = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0)
+    assert len(result.losses) == 41 and result.best_step > 0
+    assert result.losses[result.best_step] < 0.7 * result.losses[0]
+    before = hard_dice(batch.fixed_structures, batch.moving_structures).mean()
+    after = hard_dice(batch.fixed_structures, warp(batch.moving_structures, result.raw)).mean()
+    assert after > before
+    # a refinement that cannot improve (learning rate ~0) keeps the one-pass parameters
+    kept = refine(network, output, warp, steps=3, learning_rate=1e-12, regulariser_weight=0.0)
+    assert kept.best_step == 0 and torch.equal(kept.raw, output.raw.detach())
+
+
+# ----------------------------------------------------------------- data with structures
+def _labelled_volume(folder: Path) -> tuple[Path, Path]:
+    """The bundled Colin27 at 3 mm with three intensity classes as labels (1 dark .. 3 bright)."""
+    image = load_image(sample_image("colin27_t1_3mm"))
+    array = np.asarray(image.array, dtype=np.float32)
+    brain = array > 0.1 * np.percentile(array, 99)
+    cuts = np.percentile(array[brain], [33, 66])
+    labels = np.where(brain, 1 + np.digitize(array, cuts), 0).astype(np.uint8)
+    save_image(image, folder / "t1.nii.gz")
+    save_image(Image(labels, image.grid), folder / "t1_labels.nii.gz")
+    return folder / "t1.nii.gz", folder / "t1_labels.nii.gz"
+
+
+def test_bank_carries_structures_and_pairs_warp_them_with_the_true_field(tmp_path):
+    image, labels = _labelled_volume(tmp_path)
+    bank = ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, slice_step_mm=12,
+                           label_files=[str(labels)], structure_labels=[[2], [3]])
+    assert bank.structures == 2 and bank.images.shape[1:] == (3, 16, 16)
+    assert 0 <= float(bank.images[:, 1:].min()) and float(bank.images[:, 1:].max()) <= 1
+    grid = training_grid(2, 16)
+    settings = PairSettings(rotation_degrees=10, scaling=0.05, translation=0.05, noise=0.0, gamma=0.0)
+    batch = random_pairs(bank, 3, grid, settings, np.random.default_rng(0))
+    assert batch.fixed_structures.shape == (3, 2, 16, 16)
+    expected = Warper(grid, grid)(batch.moving_structures, batch.true_field)
+    assert torch.allclose(batch.fixed_structures, expected, atol=1e-5)
+    with pytest.raises(InputError, match="1 label maps for 2 images"):
+        ImageBank.build([str(image), str(image)], 2, lambda g: working_grid(g, 16), to_working,
+                        label_files=[str(labels)], structure_labels=[[2]])
+    with pytest.raises(InputError, match="structure_labels"):
+        ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, label_files=[str(labels)])
+
+
+def test_configuration_overrides():
+    raw = apply_overrides({"model": {"variant": "stn-u"}}, ["model.variant=istn-e", "loss.regulariser_weight=0.5"])
+    assert raw == {"model": {"variant": "istn-e"}, "loss": {"regulariser_weight": "0.5"}}
+    with pytest.raises(InputError, match="SECTION.KEY=VALUE"):
+        apply_overrides({}, ["variant=istn-e"])
+
+
+def _tiny_training_config(folder: Path, variant: str = "istn-i") -> Path:
+    image, labels = _labelled_volume(folder)
+    config = folder / "istn.toml"
+    config.write_text(f"""
+[data]
+images = ["{image.name}"]
+label_images = ["{labels.name}"]
+validation_images = ["{image.name}"]
+validation_label_images = ["{labels.name}"]
+structure_labels = [[2], [3]]
+slice_step_mm = 15.0
+
+[model]
+ndim = 2
+working_size = 16
+transformation = "bspline"
+variant = "{variant}"
+structures = 2
+itn_channels = [4, 8]
+stn_channels = [4, 8]
+fc_hidden = 16
+control_spacing = 4
+
+[pairs]
+rotation_degrees = 5.0
+
+[training]
+steps = 3
+batch_size = 2
+log_every = 1
+validate_every = 2
+checkpoint_every = 2
+validation_pairs = 2
+threads = 1
+
+[output]
+folder = "run"
+weights_path = "out/model.pt"
+""")
+    return config
+
+
+def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
+    from learnreg.istn.training import train_istn
+
+    config = _tiny_training_config(tmp_path)
+    card = train_istn(config, overrides=["model.variant=istn-e"])
+    assert card["model"]["variant"] == "istn-e" and card["training"]["iterations"] == 3
+    assert {"val_dice", "val_dice_before", "val_folding_percent"} <= set(card["validation"]["best"])
+    assert (tmp_path / "run" / "loss.png").is_file()
+    weights = tmp_path / "out" / "model.pt"
+    model = ISTNModel.load(weights)
+    assert model.config.variant == "istn-e" and model.regulariser_weight == 0.1
+
+    fixed = load_image(sample_image("brain_t1_slice"))
+    moving = Image(np.roll(np.asarray(fixed.array), 3, axis=-1), fixed.grid)
+    result = create_registrar("istn", {"weights": str(weights), "refine_steps": 4}).register(fixed, moving)
+    assert result.field.grid == fixed.grid
+    assert result.steps[0].parameters["stage"] == "one pass" and len(result.loss_history) == 5
+    assert set(result.images) == {"fixed representation 1", "fixed representation 2", "moving representation 1",
+                                  "moving representation 2"}
+    assert result.images["fixed representation 1"].grid.size[:2] == (16, 16)
+    total = sum(s.displacement.vectors for s in result.steps)
+    assert np.allclose(total, result.field.vectors, atol=1e-4)  # steps add up to the field
+
+    with pytest.raises(InputError, match="variant="):
+        create_registrar("istn", {"variant": "istn-x"})
+    monkeypatch.setattr("learnreg.istn.model.MODELS_DIR", tmp_path / "none")
+    with pytest.raises(InputError, match="no shipped 2D ISTN weights for transformation=bspline and variant=stn-u"):
+        create_registrar("istn", {"variant": "stn-u", "transformation": "bspline"}).register(fixed, moving)
+    volume = load_image(sample_image("colin27_t1_3mm"))
+    with pytest.raises(InputError, match="are for 2D images"):
+        create_registrar("istn", {"weights": str(weights)}).register(volume, volume)
+
+
+def test_training_needs_labels_and_matching_structure_count(tmp_path):
+    from learnreg.istn.training import train_istn
+
+    config = _tiny_training_config(tmp_path)
+    with pytest.raises(InputError, match="needs label_images"):
+        train_istn(config, overrides=["data.label_images="])
+    with pytest.raises(InputError, match="structures = 3"):
+        train_istn(config, overrides=["model.structures=3"])
+    card = json.loads(json.dumps(train_istn(config, steps=1, overrides=["model.variant=stn-u"])))
+    assert card["model"]["variant"] == "stn-u"
