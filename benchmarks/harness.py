@@ -57,6 +57,7 @@ def evaluate(case: Case, field: DisplacementField) -> dict:
         metrics["dice_per_label"] = dice
         surf = surface_distances(case.fixed_labels.array, warped.array, case.fixed.grid.spacing)
         metrics["hd95_mean"] = float(np.nanmean([v["hd95"] for v in surf.values()]))
+        metrics["assd_mean"] = float(np.nanmean([v["assd"] for v in surf.values()]))
     return metrics
 
 
@@ -133,7 +134,8 @@ def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, refere
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     (out_dir / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2, default=float))
-    columns = ["tre_before_mean", "tre_mean", "tre_p95", "dice_mean", "hd95_mean", "percent_nonpositive_jacobian",
+    columns = ["tre_before_mean", "tre_mean", "tre_p95", "dice_mean", "hd95_mean", "assd_mean",
+               "percent_nonpositive_jacobian",
                "sd_log_jacobian", "seconds", "parameters"]
     present = [c for c in columns if any(c in r for r in rows)]
     lines = [f"# {title}", "", f"Environment: {env}", "", notes, "", "## Per case", "",

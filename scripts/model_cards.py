@@ -2,9 +2,9 @@
 """Write the human-readable model cards (Resources/Models/<name>.md) from the machine-readable ones.
 
 For each ``<name>.card.json``: copies the training run's loss curve (``runs/<name>/loss.png``, when the run
-folder is here) to ``<name>_loss.png``, adds the held-out benchmark rows of that model's dimension from
+folder is here) to ``<name>_loss.png``, adds the held-out benchmark rows that apply to the model from
 ``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry (the weights and their hash do not
-change), and writes ``<name>.md``.
+change), and writes ``<name>.md``. R2N2 and ISTN cards differ in their model, loss and metric parts.
 
 Usage: python scripts/model_cards.py
 """
@@ -22,65 +22,116 @@ MODELS = ROOT / "Resources" / "Models"
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def benchmark_summary(method: str, ndim: int) -> dict:
-    """Mean metrics per method over the benchmark's cases of dimension ``ndim``."""
+def _rows(method: str) -> tuple[list[dict], dict]:
     path = RESULTS / f"{method}.json"
     if not path.is_file():
+        return [], {}
+    content = json.loads(path.read_text())
+    return content["rows"], content["environment"]
+
+
+def benchmark_summary(card: dict) -> dict:
+    """Mean metrics per method over the benchmark's cases this model applies to (its dimension for R2N2, its
+    transformation model for ISTN)."""
+    model = card["model"]
+    rows, environment = _rows(card["method"])
+    if card["method"] == "istn":
+        keys = ("dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
+        shown = {"identity", model["variant"], f"{model['variant']} refined", "structures direct", "sitk_bspline"}
+        rows = [r for r in rows if r.get("model") == model["transformation"] and r["method"] in shown]
+    else:
+        keys = ("tre_before_mean", "tre_mean", "tre_p95", "percent_nonpositive_jacobian", "seconds", "parameters")
+        rows = [r for r in rows if r["case"].startswith("kmeans3d") == (model["ndim"] == 3)]
+    if not rows:
         return {}
-    rows = [r for r in json.loads(path.read_text())["rows"] if r["case"].startswith("kmeans3d") == (ndim == 3)]
-    summary = {}
-    for m in dict.fromkeys(r["method"] for r in rows):
-        sel = [r for r in rows if r["method"] == m]
-        summary[m] = {k: float(np.mean([r[k] for r in sel])) for k in
-                      ("tre_before_mean", "tre_mean", "tre_p95", "percent_nonpositive_jacobian", "seconds",
-                       "parameters")}
-    return {"cases": sorted({r["case"] for r in rows}), "environment": json.loads(path.read_text())["environment"],
-            "methods": summary}
+    summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in keys}
+               for m in dict.fromkeys(r["method"] for r in rows)}
+    return {"cases": sorted({r["case"] for r in rows}), "environment": environment, "methods": summary}
+
+
+def r2n2_parts(card: dict) -> dict:
+    model, t, best = card["model"], card["training"], card["validation"]["best"]
+    return {
+        "model": [f"- Network: channels {model['channels']}, {model['residual_units']} residual units per GR2U, "
+                  f"FC({model['fc_hidden']}); {card['network_parameters']:,} network parameters.",
+                  f"- Working grid {model['working_size']}^{model['ndim']} voxels covering the fixed image; "
+                  f"{model['sequence_length']} steps per registration in training (the default at inference); each "
+                  f"step adds one Gaussian ({7 if model['ndim'] == 2 else 12} transformation parameters)."],
+        "loss": f"loss = mean over steps of masked MSE + {t['loss']['tv_weight']} x isotropic TV (+ "
+                f"{t['loss']['field_weight']} x supervised field error); recurrent-weight noise "
+                f"{model['recurrent_noise']}",
+        "kept": "the lowest validation TRE",
+        "validation": ["## Validation (held-out images; TRE = mean endpoint error over the foreground, mm)", "",
+                       f"- Before registration {best['val_tre_before_mm']:.3f} mm, after {best['val_tre_mm']:.3f} "
+                       f"mm; folding {best['val_folding_percent']:.3f} % of voxels."],
+        "columns": [("TRE before", "tre_before_mean", 2), ("mean TRE", "tre_mean", 2), ("p95 TRE", "tre_p95", 2)],
+        "use": "`learnreg register --method r2n2 ...`, or the R2Register module in Slicer; `-o weights=FILE` picks "
+               "other weights. Limits: trained on T1 brain MRI with synthetic smooth deformations of up to 6 % of "
+               "the field of view; other anatomy, modalities or larger motion are outside what it has seen.",
+    }
+
+
+def istn_parts(card: dict) -> dict:
+    model, t, best, d = card["model"], card["training"], card["validation"]["best"], card["data"]
+    bspline = model["transformation"] == "bspline"
+    transformation = (f"cubic B-spline, control points every {model['control_spacing']} working voxels, "
+                      f"displacements <= {model['max_control_displacement']} (normalised)" if bspline else
+                      f"affine T = M_t R S^-1 D S, translation <= {model['max_translation']}, rotation <= "
+                      f"{model['max_rotation']:.3f} rad, log scale <= {model['max_log_scale']}, shear <= "
+                      f"{model['max_shear']}")
+    itn = f"ITN U-Net channels {model['itn_channels']}" if model["variant"].startswith("istn") else "no ITN"
+    return {
+        "model": [f"- Variant `{model['variant']}`; {itn}; STN channels {model['stn_channels']}, "
+                  f"FC({model['fc_hidden']}); {card['network_parameters']:,} network parameters.",
+                  f"- Transformation: {transformation}.",
+                  f"- Working grid {model['working_size']}^{model['ndim']} voxels covering the fixed image; "
+                  f"structures of interest: labels {d['structure_labels']} (k-means tissue classes: 2 grey, "
+                  "3 white matter; scripts/make_tissue_labels.py)."],
+        "loss": f"the {model['variant']} loss of the paper (all MSE) + {t['loss']['regulariser_weight']} x "
+                "bending energy",
+        "kept": "the best validation Dice after one pass",
+        "validation": ["## Validation (held-out subject; Dice of the structures, thresholded at 0.5)", "",
+                       f"- Before registration {best['val_dice_before']:.3f}, after one pass {best['val_dice']:.3f}; "
+                       f"folding {best['val_folding_percent']:.3f} % of pixels."],
+        "columns": [("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
+        "use": f"`learnreg register --method istn -o transformation={model['transformation']} -o "
+               f"variant={model['variant']} ...`, or the ISTNRegister module in Slicer; `-o refine_steps=N` sets "
+               "the test-time refinement (default 50). Limits: trained on 2D slices of one T1 brain (Colin27) with "
+               "synthetic affine and smooth misalignments; other anatomy or modalities are outside what it has seen.",
+    }
 
 
 def markdown(card: dict, name: str, has_curve: bool) -> str:
-    t, d, v = card["training"], card["data"], card["validation"]
-    best, model = v["best"], card["model"]
+    parts = (istn_parts if card["method"] == "istn" else r2n2_parts)(card)
+    t, d, best = card["training"], card["data"], card["validation"]["best"]
     lines = [f"# Model card: {card['title']} (`{card['weights_file']}`)", "",
              f"Method `{card['method']}`; weights format version {card['format_version']}; "
              f"SHA-256 `{card['sha256']}` (checked on every load).", "",
-             "## Model", "",
-             f"- Network: channels {model['channels']}, {model['residual_units']} residual units per GR2U, "
-             f"FC({model['fc_hidden']}); {card['network_parameters']:,} network parameters.",
-             f"- Working grid {model['working_size']}^{model['ndim']} voxels covering the fixed image; "
-             f"{model['sequence_length']} steps per registration in training (the default at inference); each step "
-             f"adds one Gaussian ({7 if model['ndim'] == 2 else 12} transformation parameters).", "",
+             "## Model", "", *parts["model"], "",
              "## Data", "",
              f"- Training: {', '.join(d['training_images'])} -> {d['training_entries']} "
-             f"{'slices' if model['ndim'] == 2 else 'volumes and sub-volumes'}.",
+             f"{'slices' if card['model']['ndim'] == 2 else 'volumes and sub-volumes'}.",
              f"- Validation (held out): {', '.join(d['validation_images'])} -> {d['validation_pairs']} fixed pairs.",
              f"- Pairs: {d['pairs']} (fractions of the working grid's extent).",
              "- Sources and licences: Debian `mricron-data` (Colin27, INIA19; BSD-3-Clause) and "
              "`insighttoolkit5-examples` (Apache-2.0); `scripts/get_training_data.sh` unpacks them.", "",
              "## Training", "",
              f"- {t['iterations']} iterations x batch {t['batch_size']} x {t['processes']} process(es); Adam (AMSGrad) "
-             f"lr {t['learning_rate']}, gradient clip {t['grad_clip']}; loss = mean over steps of masked MSE + "
-             f"{t['loss']['tv_weight']} x isotropic TV; recurrent-weight noise {model['recurrent_noise']}.",
+             f"lr {t['learning_rate']}, gradient clip {t['grad_clip']}; {parts['loss']}.",
              f"- Wall time {t['wall_time_s'] / 60:.1f} min on {t['hardware']} (torch {t['torch']}).",
-             f"- Kept: the iteration with the lowest validation TRE, iteration {best['iteration']}.", "",
-             "## Validation (held-out images; TRE = mean endpoint error over the foreground, mm)", "",
-             f"- Before registration {best['val_tre_before_mm']:.3f} mm, after {best['val_tre_mm']:.3f} mm; "
-             f"folding {best['val_folding_percent']:.3f} % of voxels.", ""]
+             f"- Kept: {parts['kept']}, iteration {best['iteration']}.", "", *parts["validation"], ""]
     if has_curve:
         lines += [f"![loss curve]({name}_loss.png)", ""]
     bench = card.get("benchmark")
     if bench:
+        columns = parts["columns"] + [("det J <= 0 (%)", "percent_nonpositive_jacobian", 3), ("seconds", "seconds", 2),
+                                      ("parameters", "parameters", 0)]
         lines += [f"## Held-out benchmark ({len(bench['cases'])} cases: {', '.join(bench['cases'])})", "",
-                  "| method | TRE before | mean TRE | p95 TRE | det J <= 0 (%) | seconds | parameters |",
-                  "|---|---|---|---|---|---|---|"]
+                  "| method | " + " | ".join(c[0] for c in columns) + " |", "|---|" + "---|" * len(columns)]
         for m, s in bench["methods"].items():
-            lines.append(f"| {m} | {s['tre_before_mean']:.2f} | {s['tre_mean']:.2f} | {s['tre_p95']:.2f} | "
-                         f"{s['percent_nonpositive_jacobian']:.3f} | {s['seconds']:.2f} | {s['parameters']:.0f} |")
+            lines.append(f"| {m} | " + " | ".join(f"{s[key]:.{digits}f}" for _, key, digits in columns) + " |")
         lines += ["", f"From `benchmarks/results/{card['method']}.md` ({bench['environment']}).", ""]
-    lines += ["## Use", "", "`learnreg register --method r2n2 ...`, or the R2Register module in Slicer; "
-              "`-o weights=FILE` picks other weights. Limits: trained on T1 brain MRI with synthetic smooth "
-              "deformations of up to 6 % of the field of view; other anatomy, modalities or larger motion are "
-              "outside what it has seen.", ""]
+    lines += ["## Use", "", parts["use"], ""]
     return "\n".join(lines)
 
 
@@ -91,7 +142,7 @@ def main() -> None:
         curve = ROOT / "runs" / name / "loss.png"
         if curve.is_file():
             shutil.copyfile(curve, MODELS / f"{name}_loss.png")
-        summary = benchmark_summary(card["method"], card["model"]["ndim"])
+        summary = benchmark_summary(card)
         if summary:
             card["benchmark"] = summary
             card_file.write_text(json.dumps(card, indent=2) + "\n")
