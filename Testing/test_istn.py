@@ -312,3 +312,44 @@ def test_training_needs_labels_and_matching_structure_count(tmp_path):
         train_istn(config, overrides=["model.structures=3"])
     card = json.loads(json.dumps(train_istn(config, steps=1, overrides=["model.variant=stn-u"])))
     assert card["model"]["variant"] == "stn-u"
+
+
+def test_scene_nodes_representations_and_structure_table(tmp_path):
+    """In a real MRML scene: representation volumes, and Dice/ASSD per structure before, after one pass and
+    after refinement; missing or mismatched label maps are clear errors."""
+    slicer = pytest.importorskip("slicer")  # noqa: F841
+    from learnreg.istn.training import train_istn
+    from learnreg.slicer.run import run_registration
+    from learnreg.slicer.scene import create_scene
+    from learnreg.slicer.tables import table_column
+    from learnreg.slicer.volumes import add_volume_node
+
+    train_istn(_tiny_training_config(tmp_path), steps=2)
+    volume, labels = load_image(tmp_path / "t1.nii.gz"), load_image(tmp_path / "t1_labels.nii.gz")
+    cut = lambda im: Image(np.asarray(im.array)[20][None], Grid.make((im.grid.size[0], im.grid.size[1], 1),
+                                                                     im.grid.spacing))
+    fixed, fixed_labels = cut(volume), cut(labels)
+    moving = Image(np.roll(np.asarray(fixed.array), 2, axis=-1), fixed.grid)
+    moving_labels = Image(np.roll(np.asarray(fixed_labels.array), 2, axis=-1), fixed.grid)
+    scene = create_scene()
+    nodes = [add_volume_node(scene, im, name) for im, name in
+             ((fixed, "fixed"), (moving, "moving"), (fixed_labels, "fixed labels"), (moving_labels, "moving labels"))]
+    out = run_registration(scene, nodes[0], nodes[1], "istn", {"weights": str(tmp_path / "out/model.pt"),
+                                                               "refine_steps": 5}, device="cpu",
+                           fixed_labels=nodes[2], moving_labels=nodes[3])
+    assert [n.GetName() for n in out.images] == [f"istn {r} representation {c}" for r in ("fixed", "moving")
+                                                 for c in (1, 2)]
+    table = out.structures.table
+    assert table_column(table, "label") == ["1", "2", "3"]
+    before = table_column(table, "Dice before")
+    assert all(0 <= d < 1 for d in before)
+    stages = [c for c in out.structures.metrics if c != "before"]
+    assert stages[0] == "after one pass" and set(stages) <= {"after one pass", "after refined"}
+    assert len(table_column(table, f"ASSD {stages[-1]} (mm)")) == 3
+    with pytest.raises(InputError, match="both fixed and moving label maps"):
+        run_registration(scene, nodes[0], nodes[1], "istn", {"weights": str(tmp_path / "out/model.pt")},
+                         fixed_labels=nodes[2])
+    wrong = add_volume_node(scene, Image(np.ones((1, 5, 5), np.uint8), Grid.make((5, 5, 1))), "wrong labels")
+    with pytest.raises(InputError, match="has size"):
+        run_registration(scene, nodes[0], nodes[1], "istn", {"weights": str(tmp_path / "out/model.pt")},
+                         fixed_labels=wrong, moving_labels=nodes[3])

@@ -71,12 +71,14 @@ def test_every_widget_the_code_uses_is_in_the_ui(module):
         for prop in widget.findall("property"):
             if prop.get("name") == "SlicerParameterName":
                 bound.add(prop.find("string").text)
-    from learnreg.slicer.panel import PANEL_OPTIONS
+    from learnreg.slicer.panel import OPTIONAL_FIELDS
 
     fields = _parameter_fields()
-    assert bound <= fields and fields - bound <= set(PANEL_OPTIONS)  # method controls are optional
+    assert bound <= fields and fields - bound <= set(OPTIONAL_FIELDS)  # method controls are optional
     if module == "R2Register":  # R2N2's own controls: most steps and the stopping tolerance
         assert {"steps", "tolerance"} <= bound
+    if module == "ISTNRegister":  # ISTN's controls and the structures to evaluate
+        assert {"transformation", "variant", "refine_steps", "fixedLabels", "movingLabels"} <= bound
 
 
 # ----------------------------------------------------------------- the Logic over a headless scene
@@ -131,7 +133,7 @@ def test_self_test_and_logic_run_over_a_headless_scene(module, module_loader):
         assert getattr(loaded, module + suffix).__name__ == module + suffix
     from learnreg.registration import available_methods
 
-    network = {"R2Register": "r2n2"}.get(module)
+    network = {"R2Register": "r2n2", "ISTNRegister": "istn"}.get(module)
     ready = network in available_methods() and available_methods()[network].ready()
     expected = network if ready else "bspline"  # a module's network first, once installed with its weights
     assert getattr(loaded, f"{module}Logic")().methods()[:1] == [expected]

@@ -70,7 +70,9 @@ class ISTNRegistrar(Registrar):
 
     @classmethod
     def ready(cls) -> bool:
-        return any(shipped_weights(nd, t, v).is_file() for nd in (2, 3) for t in TRANSFORMATIONS for v in VARIANTS)
+        """Whether the default transformation and variant have shipped weights (2D or 3D)."""
+        o = cls.Options()
+        return any(shipped_weights(nd, o.transformation, o.variant).is_file() for nd in (2, 3))
 
     def model_for(self, ndim: int) -> ISTNModel:
         o = self.options

@@ -81,11 +81,12 @@ class RegistrationLogic:
     def process(self, scene, fixed, moving, method: str, preset: str = "Default", option_text: str = "",
                 device: str = "auto", warped_volume=None, transform=None, fixed_landmarks=None,
                 moving_landmarks=None, progress: Optional[Callable] = None, cancel=None,
-                panel_options: Optional[dict] = None):
+                panel_options: Optional[dict] = None, fixed_labels=None, moving_labels=None):
         """Register ``moving`` to ``fixed`` in ``scene``.
 
         Options: the preset's, then ``panel_options`` (the module's own controls, e.g. R2N2's steps and
         tolerance; those the method does not have are ignored), then ``option_text``, each overriding the last.
+        ``fixed_labels`` and ``moving_labels`` (both or neither) add the structure review table.
         """
         from learnreg.slicer.run import run_registration
 
@@ -93,7 +94,8 @@ class RegistrationLogic:
                    **parse_option_text(option_text)}
         return run_registration(scene, fixed, moving, method, options, progress, cancel, device=device,
                                 fixed_landmarks=fixed_landmarks, moving_landmarks=moving_landmarks,
-                                warped_volume=warped_volume, transform=transform)
+                                warped_volume=warped_volume, transform=transform, fixed_labels=fixed_labels,
+                                moving_labels=moving_labels)
 
 
 # ----------------------------------------------------------------- sample data

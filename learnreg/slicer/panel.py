@@ -59,15 +59,24 @@ def parameter_node_class():
         outputTransform: vtkMRMLGridTransformNode
         fixedLandmarks: vtkMRMLMarkupsFiducialNode
         movingLandmarks: vtkMRMLMarkupsFiducialNode
-        # method controls a module's .ui may offer (R2Register: R2N2's most steps and stopping tolerance)
+        # method controls a module's .ui may offer (R2Register: R2N2's most steps and stopping tolerance;
+        # ISTNRegister: transformation model, variant and refinement steps)
         steps: int = 0
         tolerance: float = 0.002
+        transformation: str = "affine"
+        variant: str = "istn-i"
+        refine_steps: int = 50
+        # label maps of the structures to evaluate (every module)
+        fixedLabels: vtkMRMLScalarVolumeNode
+        movingLabels: vtkMRMLScalarVolumeNode
 
     return RegistrationParameterNode
 
 
 #: parameter-node fields passed to the method as options when the module's .ui has a control for them
-PANEL_OPTIONS = ("steps", "tolerance")
+PANEL_OPTIONS = ("steps", "tolerance", "transformation", "variant", "refine_steps")
+#: parameter-node fields a module's .ui may leave out (the other modules' method controls)
+OPTIONAL_FIELDS = PANEL_OPTIONS
 
 
 class RegistrationPanel:
@@ -198,7 +207,7 @@ class RegistrationPanel:
                 slicer.mrmlScene, p.fixedVolume, p.movingVolume, p.method, p.preset, p.options, p.device,
                 warped_volume=p.warpedVolume, transform=p.outputTransform, fixed_landmarks=p.fixedLandmarks,
                 moving_landmarks=p.movingLandmarks, progress=self._on_progress, cancel=self._cancel,
-                panel_options=self._panel_options())
+                panel_options=self._panel_options(), fixed_labels=p.fixedLabels, moving_labels=p.movingLabels)
         except RegistrationCancelled:
             self.ui.statusLabel.text = "Cancelled; the scene is as it was."
         except LearnRegError as error:
@@ -253,6 +262,14 @@ class RegistrationPanel:
                      f"worst: {result.review.table.GetCellText(0, 0)}.")
             self.ui.treTableView.setMRMLTableNode(result.review.table)
             slicer.modules.plots.logic().ShowChartInLayout(result.review.chart)
+        if result.structures is not None:
+            self.ui.structuresTableView.setMRMLTableNode(result.structures.table)
+            before, after = (result.structures.metrics[k] for k in (next(iter(result.structures.metrics)),
+                                                                     list(result.structures.metrics)[-1]))
+            text += " Dice " + ", ".join(f"label {label} {before[label]['dice']:.2f} -> {after[label]['dice']:.2f}"
+                                         for label in before) + "."
+        if result.images:
+            text += f" Also made: {', '.join(node.GetName() for node in result.images)}."
         self._browser = result.steps.browser if result.steps is not None else None
         self.ui.stepSlider.setEnabled(self._browser is not None)
         if self._browser is not None:

@@ -8,7 +8,9 @@ the result to the scene:
 - a grid transform node holding the pull field as FromParent (resampling direction), drawn as glyphs
   over the fixed volume: put the moving volume under it and it lines up with the fixed one;
 - for methods that work in steps, sequences and a browser to scrub through the steps;
-- with landmarks, the TRE review (table, chart, mapped landmarks, glyphs at the landmarks).
+- with landmarks, the TRE review (table, chart, mapped landmarks, glyphs at the landmarks);
+- with label maps of both volumes, the structure review (Dice and surface distances per label, per stage);
+- images the method exposes (ISTN: its representations of both volumes) as volumes.
 
 Input nodes are never changed. If the registration fails or is cancelled, or building a node fails,
 every node this call added is removed again, so the scene holds no half-made result.
@@ -28,6 +30,7 @@ from learnreg.registration import Registrar, RegistrationResult, create_registra
 from learnreg.slicer.markups import landmarks_from_markups
 from learnreg.slicer.review import TREReview, add_tre_review
 from learnreg.slicer.steps import StepSequences, add_step_sequences
+from learnreg.slicer.structures import StructureReview, add_structure_review
 from learnreg.slicer.transforms import add_transform_node, show_field
 from learnreg.slicer.volumes import add_volume_node, read_volume_node, update_volume_node
 
@@ -45,6 +48,8 @@ class SceneRegistration:
     steps: Optional[StepSequences] = None
     review: Optional[TREReview] = None
     notes: list[str] = field(default_factory=list)
+    structures: Optional[StructureReview] = None
+    images: list = field(default_factory=list)
 
 
 def _check_output(node, expected_class: str, role: str, inputs: tuple) -> None:
@@ -65,6 +70,15 @@ def _read_landmarks(fixed_markups, moving_markups, fixed: Image, moving: Image) 
         raise InputError(f"fixed and moving landmarks are the same point list '{fixed_markups.GetName()}'")
     return pair_landmarks(landmarks_from_markups(fixed_markups, "fixed landmarks"),
                           landmarks_from_markups(moving_markups, "moving landmarks"), fixed, moving)
+
+
+def _read_labels(fixed_labels, moving_labels):
+    if fixed_labels is None and moving_labels is None:
+        return None
+    if fixed_labels is None or moving_labels is None:
+        raise InputError("choose both fixed and moving label maps (structures to evaluate), or neither")
+    return (read_volume_node(fixed_labels, "fixed label map", labels=True).image,
+            read_volume_node(moving_labels, "moving label map", labels=True).image)
 
 
 def _notes(fixed_node, moving_node, fixed_parent: Optional[str], moving_parent: Optional[str]) -> list[str]:
@@ -93,7 +107,8 @@ def _node_ids(scene) -> set:
 def run_registration(scene, fixed_node, moving_node, method: Union[str, Registrar] = "bspline",
                      options: Optional[dict] = None, progress: Optional[ProgressCallback] = None,
                      cancel: Optional[CancelToken] = None, *, device: str = "auto", fixed_landmarks=None,
-                     moving_landmarks=None, warped_volume=None, transform=None) -> SceneRegistration:
+                     moving_landmarks=None, warped_volume=None, transform=None, fixed_labels=None,
+                     moving_labels=None) -> SceneRegistration:
     """Register ``moving_node`` to ``fixed_node`` and add the result to ``scene``.
 
     Args:
@@ -105,6 +120,8 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         device: ``auto``, ``cpu``, ``cuda`` (or ``cuda:N``), ``mps``.
         fixed_landmarks, moving_landmarks: point list nodes for the TRE review (both or neither).
         warped_volume, transform: existing nodes to overwrite with the result; new nodes by default.
+        fixed_labels, moving_labels: label map volumes of the structures to evaluate (both or neither; the
+            fixed one on the fixed volume's grid).
 
     Raises:
         InputError: a problem with the inputs, named with its fix. ResourceError: not enough memory.
@@ -114,13 +131,17 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         raise InputError("choose both a fixed and a moving volume")
     if fixed_node is moving_node:
         raise InputError(f"the fixed and moving volume are the same node '{fixed_node.GetName()}'; choose two volumes")
-    inputs = (fixed_node, moving_node, fixed_landmarks, moving_landmarks)
+    inputs = (fixed_node, moving_node, fixed_landmarks, moving_landmarks, fixed_labels, moving_labels)
     _check_output(warped_volume, "vtkMRMLScalarVolumeNode", "volume", inputs)
     _check_output(transform, "vtkMRMLGridTransformNode", "transform", inputs)
     registrar = method if isinstance(method, Registrar) else create_registrar(method, options)
     fixed_in = read_volume_node(fixed_node, "fixed")
     moving_in = read_volume_node(moving_node, "moving")
     landmarks = _read_landmarks(fixed_landmarks, moving_landmarks, fixed_in.image, moving_in.image)
+    labels = _read_labels(fixed_labels, moving_labels)
+    if labels is not None and labels[0].grid.size != fixed_in.image.grid.size:
+        raise InputError(f"the fixed label map '{fixed_labels.GetName()}' has size {labels[0].grid.size} but the fixed "
+                         f"volume has {fixed_in.image.grid.size}; choose the label map made on the fixed volume")
 
     result = registrar.register(fixed_in.image, moving_in.image, device=device, progress=progress, cancel=cancel)
 
@@ -142,6 +163,8 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         review = None
         if landmarks is not None:
             review = add_tre_review(scene, name, landmarks, result.field, transform, fixed_landmarks)
+        structures = None if labels is None else add_structure_review(scene, name, *labels, result)
+        images = [add_volume_node(scene, image, f"{name} {image_name}") for image_name, image in result.images.items()]
     except BaseException:
         for node_id in _node_ids(scene) - before:
             node = scene.GetNodeByID(node_id)
@@ -149,4 +172,5 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
                 scene.RemoveNode(node)
         raise
     return SceneRegistration(result, warped_volume, transform, steps, review,
-                             _notes(fixed_node, moving_node, fixed_in.parent_transform, moving_in.parent_transform))
+                             _notes(fixed_node, moving_node, fixed_in.parent_transform, moving_in.parent_transform),
+                             structures, images)

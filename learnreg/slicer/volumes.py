@@ -82,18 +82,19 @@ def _world_matrix(node, role: str) -> tuple[np.ndarray, Optional[str]]:
     return vtk_matrix_to_array(to_world) @ matrix, parent.GetName()
 
 
-def read_volume_node(node, role: str) -> VolumeInput:
-    """Read a scalar volume node as a learnreg image in world space (LPS), checking that it can be registered.
+def read_volume_node(node, role: str, labels: bool = False) -> VolumeInput:
+    """Read a scalar volume node as a learnreg image in world space (LPS), checking that it can be registered
+    (``labels``: a label map, for evaluation; label map nodes are accepted then).
 
     Raises:
-        InputError: no node, no image data, a label map or vector volume, a non-linear parent transform,
-            or a sheared geometry.
+        InputError: no node, no image data, a label map (unless ``labels``) or vector volume, a non-linear
+            parent transform, or a sheared geometry.
     """
     if node is None:
         raise InputError(f"choose a {role} volume")
     if not node.IsA("vtkMRMLScalarVolumeNode"):
         raise InputError(f"the {role} volume '{node.GetName()}' is a {node.GetClassName()}; choose a scalar volume")
-    if node.IsA("vtkMRMLLabelMapVolumeNode"):
+    if node.IsA("vtkMRMLLabelMapVolumeNode") and not labels:
         raise InputError(
             f"the {role} volume '{node.GetName()}' is a label map; registration needs an intensity image (convert it "
             "in the Volumes module with 'Convert to scalar volume' if it really is one)")
