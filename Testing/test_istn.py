@@ -353,3 +353,36 @@ def test_scene_nodes_representations_and_structure_table(tmp_path):
     with pytest.raises(InputError, match="has size"):
         run_registration(scene, nodes[0], nodes[1], "istn", {"weights": str(tmp_path / "out/model.pt")},
                          fixed_labels=wrong, moving_labels=nodes[3])
+
+
+def test_affine_result_matrix_is_the_field_and_becomes_a_linear_transform_node(tmp_path, slice_oblique):
+    """On an oblique, anisotropic 2D grid, the LPS matrix maps each fixed voxel centre to x + u(x), and the
+    scene gets a linear transform node whose FromParent map (RAS) is that matrix."""
+    torch.manual_seed(0)
+    network = ISTNNetwork(tiny_config(transformation="affine", variant="stn-u"))
+    with torch.no_grad():
+        network.stn.head.bias.copy_(torch.tensor([0.3, -0.2, 0.4, 0.2, -0.3, 0.5]))
+    weights = tmp_path / "affine.pt"
+    ISTNModel(network).save(weights, {"title": "test"})
+    moving = Image(np.roll(np.asarray(slice_oblique.array), 4, axis=-1), slice_oblique.grid)
+    result = create_registrar("istn", {"weights": str(weights), "refine_steps": 0}).register(slice_oblique, moving)
+    grid = slice_oblique.grid
+    ijk = np.array([[0, 0, 0], [grid.size[0] - 1, 5, 0], [7, grid.size[1] - 1, 0]], float)
+    points = grid.index_to_physical(ijk)
+    mapped = (result.affine_lps[:3, :3] @ points.T).T + result.affine_lps[:3, 3]
+    expected = points + result.field.vectors[0, ijk[:, 1].astype(int), ijk[:, 0].astype(int)]
+    assert np.abs(mapped - expected).max() < 1e-3 and np.abs(mapped - points).max() > 1.0
+
+    pytest.importorskip("slicer")
+    from learnreg.slicer.run import run_registration
+    from learnreg.slicer.scene import create_scene
+    from learnreg.slicer.volumes import add_volume_node
+
+    scene = create_scene()
+    out = run_registration(scene, add_volume_node(scene, slice_oblique, "fixed"), add_volume_node(scene, moving, "m"),
+                           "istn", {"weights": str(weights), "refine_steps": 0}, device="cpu")
+    assert out.transform.IsA("vtkMRMLLinearTransformNode")
+    from_parent = out.transform.GetTransformFromParent()
+    flip = np.array([-1.0, -1.0, 1.0])
+    for point, target in zip(points, mapped):
+        assert np.allclose(np.array(from_parent.TransformPoint(*(point * flip))) * flip, target, atol=1e-3)

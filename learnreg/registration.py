@@ -63,6 +63,7 @@ class MethodOutput:
     loss_history: list[float] = field(default_factory=list)
     stage_times: dict[str, float] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
+    affine_lps: Optional[np.ndarray] = None  # (4, 4) fixed LPS point -> moving LPS point, for affine results
 
 
 @dataclass
@@ -81,6 +82,8 @@ class RegistrationResult:
         options: the options used, as a plain dict.
         images: images a method exposes besides the result, by name (ISTN: the representations its
             network computed of the fixed and moving images, on its working grid).
+        affine_lps: for an affine result, the ``4 x 4`` matrix mapping a fixed LPS point (mm) to its moving
+            point: the same map as ``field``, for a linear transform node.
     """
 
     method: str
@@ -93,6 +96,7 @@ class RegistrationResult:
     loss_history: list[float] = dataclasses.field(default_factory=list)
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     images: dict[str, Image] = dataclasses.field(default_factory=dict)
+    affine_lps: Optional[np.ndarray] = None
 
 
 # ----------------------------------------------------------------- options
@@ -236,6 +240,7 @@ class Registrar(ABC):
             loss_history=output.loss_history,
             options=dataclasses.asdict(self.options),
             images=output.images,
+            affine_lps=output.affine_lps,
         )
 
 

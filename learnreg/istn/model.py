@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
 import torch
 
 from learnreg.image import Grid
@@ -65,6 +66,25 @@ def full_resolution_field(network: ISTNNetwork, raw: torch.Tensor, fixed: Grid, 
     positions = [(torch.arange(fixed.size[a], device=raw.device, dtype=torch.float32) * fixed.spacing[a]
                   - float(offset[a])) / half - 1.0 for a in range(nd)]
     return network.transformation.field(raw, positions) * half
+
+
+def affine_matrix_lps(network: ISTNNetwork, raw: torch.Tensor, fixed: Grid, working: Grid) -> np.ndarray:
+    """The affine STN's map as a ``4 x 4`` matrix from fixed LPS points to moving LPS points (mm).
+
+    With ``R`` the first ``ndim`` columns of the grid direction, ``o`` the working grid's origin and ``h``
+    its half extent, the pull map ``x + h R ((A - I) p + t)`` at normalised ``p = R^T (x - o) / h - 1`` is
+    ``x -> x + R (A - I) R^T (x - o) + h R ((I - A) 1 + t)``.
+    """
+    nd = fixed.ndim
+    linear, translation = network.transformation.matrix(raw)
+    offset = linear[0].detach().cpu().double().numpy() - np.eye(nd)
+    t = translation[0].detach().cpu().double().numpy()
+    r = fixed.direction_matrix[:, :nd]
+    h = half_extent(working)
+    matrix = np.eye(4)
+    matrix[:3, :3] += r @ offset @ r.T
+    matrix[:3, 3] = -r @ offset @ r.T @ np.asarray(working.origin) + h * r @ (-offset @ np.ones(nd) + t)
+    return matrix
 
 
 @dataclass

@@ -16,7 +16,7 @@ import torch
 from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Image
-from learnreg.istn.model import ISTNModel, full_resolution_field, refine, shipped_weights
+from learnreg.istn.model import ISTNModel, affine_matrix_lps, full_resolution_field, refine, shipped_weights
 from learnreg.istn.network import TRANSFORMATIONS, VARIANTS
 from learnreg.istn.objective import WorkingWarp, representation_loss
 from learnreg.progress import Progress
@@ -103,7 +103,7 @@ class ISTNRegistrar(Registrar):
             one_pass = full_resolution_field(network, output.raw, fixed.grid, work)
         steps = [StepRecord(0, one_pass_loss, {"stage": "one pass"}, DisplacementField.from_axis_tensor(
             one_pass, fixed.grid))]
-        history, field = [one_pass_loss], one_pass
+        history, field, kept = [one_pass_loss], one_pass, output.raw
         if self.options.refine_steps:
             result = refine(network, output, warp, self.options.refine_steps, self.options.refine_learning_rate,
                             model.regulariser_weight, progress.span(0.05, 0.95))
@@ -112,6 +112,7 @@ class ISTNRegistrar(Registrar):
                 progress.report(0.95, "istn: refinement did not lower the representation loss; keeping the "
                                       "one-pass result")
             else:
+                kept = result.raw
                 with torch.no_grad():
                     field = full_resolution_field(network, result.raw, fixed.grid, work)
                 steps.append(StepRecord(1, result.losses[result.best_step],
@@ -124,4 +125,6 @@ class ISTNRegistrar(Registrar):
                     images[f"{role} representation {channel + 1}"] = _working_image(tensor[0, channel], work)
         return MethodOutput(field=field, parameter_count=network.transformation.parameter_count, steps=steps,
                             loss_history=history, images=images,
+                            affine_lps=affine_matrix_lps(network, kept, fixed.grid, work)
+                            if network.config.transformation == "affine" else None,
                             stage_times={"one_pass": t_pass - t0, "refinement": time.perf_counter() - t_pass})

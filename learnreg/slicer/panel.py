@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import traceback
+from typing import Optional
 
 from learnreg.slicer.module_logic import PRESETS, missing_requirements, register_sample_data
 
@@ -306,13 +307,16 @@ class _busy_cursor:
         slicer.app.restoreOverrideCursor()
 
 
-def define_module(name: str, network_method: str, summary: str, paper: str, module_file: str) -> dict:
+def define_module(name: str, network_method: str, summary: str, paper: str, module_file: str,
+                  self_test_options: Optional[dict] = None) -> dict:
     """The four classes Slicer's module loader looks for in ``<name>.py``, after the scripted-module template:
     ``<name>`` (the module: title, help, sample data), ``<name>Widget`` (this panel on ``Resources/UI/<name>.ui``),
     ``<name>Logic`` (:class:`~learnreg.slicer.module_logic.RegistrationLogic` offering ``network_method``) and
     ``<name>Test`` (runs :func:`~learnreg.slicer.module_logic.run_self_test` in the application's scene).
 
-    The module file puts them into its namespace: ``globals().update(define_module(...))``.
+    ``self_test_options`` are the network's options for the self-test (e.g. ISTN's B-spline model for the
+    deformable bundled pair). The module file puts the classes into its namespace:
+    ``globals().update(define_module(...))``.
     """
     import os
 
@@ -334,7 +338,8 @@ def define_module(name: str, network_method: str, summary: str, paper: str, modu
         ScriptedLoadableModuleLogic.__init__(self)
 
     logic_class = type(f"{name}Logic", (RegistrationLogic, ScriptedLoadableModuleLogic),
-                       {"__init__": logic_init, "network_method": network_method})
+                       {"__init__": logic_init, "network_method": network_method,
+                        "self_test_options": dict(self_test_options or {})})
 
     def widget_init(self, parent=None):
         ScriptedLoadableModuleWidget.__init__(self, parent)

@@ -6,7 +6,8 @@ the result to the scene:
 
 - the warped moving volume on the fixed grid (a new node unless an output node is given);
 - a grid transform node holding the pull field as FromParent (resampling direction), drawn as glyphs
-  over the fixed volume: put the moving volume under it and it lines up with the fixed one;
+  over the fixed volume: put the moving volume under it and it lines up with the fixed one (a linear
+  transform node instead for an affine result, unless an output grid transform node is given);
 - for methods that work in steps, sequences and a browser to scrub through the steps;
 - with landmarks, the TRE review (table, chart, mapped landmarks, glyphs at the landmarks);
 - with label maps of both volumes, the structure review (Dice and surface distances per label, per stage);
@@ -31,7 +32,7 @@ from learnreg.slicer.markups import landmarks_from_markups
 from learnreg.slicer.review import TREReview, add_tre_review
 from learnreg.slicer.steps import StepSequences, add_step_sequences
 from learnreg.slicer.structures import StructureReview, add_structure_review
-from learnreg.slicer.transforms import add_transform_node, show_field
+from learnreg.slicer.transforms import add_linear_transform_node, add_transform_node, show_field
 from learnreg.slicer.volumes import add_volume_node, read_volume_node, update_volume_node
 
 #: node attribute prefix for what produced a result node
@@ -153,7 +154,10 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
                                             display_like=moving_node)
         else:
             update_volume_node(warped_volume, result.warped)
-        if transform is None:
+        if transform is None and result.affine_lps is not None:
+            transform = add_linear_transform_node(scene, result.affine_lps, result.field, f"{name} transform",
+                                                  region_node=fixed_node)
+        elif transform is None:
             transform = add_transform_node(scene, result.field, f"{name} transform", region_node=fixed_node)
         else:
             show_field(transform, result.field, region_node=fixed_node)

@@ -123,3 +123,14 @@ def add_transform_node(scene, field: DisplacementField, name: str, region_node=N
     node = scene.AddNewNodeByClass("vtkMRMLGridTransformNode", scene.GenerateUniqueName(name))
     show_field(node, field, region_node)
     return node
+
+
+def add_linear_transform_node(scene, matrix_lps: np.ndarray, field: DisplacementField, name: str, region_node=None):
+    """A new linear transform node holding the pull map ``x_moving = M x_fixed`` (``matrix_lps``, 4 x 4, LPS mm)
+    as its FromParent matrix (in RAS), drawn as glyphs of ``field`` (the same map as a field) over
+    ``region_node``."""
+    node = scene.AddNewNodeByClass("vtkMRMLLinearTransformNode", scene.GenerateUniqueName(name))
+    node.SetMatrixTransformFromParent(array_to_vtk_matrix(RAS_LPS @ np.asarray(matrix_lps) @ RAS_LPS))
+    node.CreateDefaultDisplayNodes()
+    show_as_glyphs(node.GetDisplayNode(), glyph_settings(field), region_node)
+    return node
