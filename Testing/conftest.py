@@ -71,3 +71,21 @@ def pair2d(slice_oblique, tmp_path_factory):
     pair = make_pair(slice_oblique, seed=5, max_displacement_mm=7.0, smoothness_mm=45.0, rotation_degrees=3.0,
                      translation_mm=3.0, landmark_count=25)
     return pair, _write_pair(pair, tmp_path_factory.mktemp("pair2d"))
+
+
+def tiny_training_sections(steps: int) -> str:
+    """The ``[training]`` and ``[output]`` sections of the tiny training configurations the tests write."""
+    return f"""
+[training]
+steps = {steps}
+batch_size = 2
+log_every = 1
+validate_every = 2
+checkpoint_every = 2
+validation_pairs = 2
+threads = 1
+
+[output]
+folder = "run"
+weights_path = "out/model.pt"
+"""

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_training_sections
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image, save_image
 from learnreg.istn.model import ISTNModel, full_resolution_field, refine
@@ -253,19 +254,7 @@ control_spacing = 4
 [pairs]
 rotation_degrees = 5.0
 
-[training]
-steps = 3
-batch_size = 2
-log_every = 1
-validate_every = 2
-checkpoint_every = 2
-validation_pairs = 2
-threads = 1
-
-[output]
-folder = "run"
-weights_path = "out/model.pt"
-""")
+""" + tiny_training_sections(3))
     return config
 
 
@@ -317,7 +306,7 @@ def test_training_needs_labels_and_matching_structure_count(tmp_path):
 def test_scene_nodes_representations_and_structure_table(tmp_path):
     """In a real MRML scene: representation volumes, and Dice/ASSD per structure before, after one pass and
     after refinement; missing or mismatched label maps are clear errors."""
-    slicer = pytest.importorskip("slicer")  # noqa: F841
+    pytest.importorskip("slicer")
     from learnreg.istn.training import train_istn
     from learnreg.slicer.run import run_registration
     from learnreg.slicer.scene import create_scene

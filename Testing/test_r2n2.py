@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from conftest import tiny_training_sections
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image
 from learnreg.landmarks import read_landmarks
@@ -189,18 +190,7 @@ channels = [8, 8, 16]
 residual_units = 1
 fc_hidden = 32
 sequence_length = 3
-[training]
-steps = {steps}
-batch_size = 2
-log_every = 1
-validate_every = 2
-checkpoint_every = 2
-validation_pairs = 2
-threads = 1
-[output]
-folder = "run"
-weights_path = "out/model.pt"
-""")
+""" + tiny_training_sections(steps))
     return config
 
 

@@ -163,4 +163,18 @@ class SavedNetwork:
         return _LOADED[key]
 
 
+    @property
+    def ndim(self) -> int:
+        return self.network.config.ndim
+
+    @classmethod
+    def for_images(cls, path, ndim: int) -> "SavedNetwork":
+        """:meth:`cached`, refusing weights trained for images of another dimension."""
+        model = cls.cached(path)
+        if model.ndim != ndim:
+            raise InputError(f"weights {path} are for {model.ndim}D images but the images are {ndim}D; choose "
+                             f"{model.ndim}D images or {ndim}D weights (leave 'weights' empty for the shipped ones)")
+        return model
+
+
 _LOADED: dict[tuple, SavedNetwork] = {}

@@ -80,11 +80,7 @@ class ISTNRegistrar(Registrar):
         if not o.weights and not path.is_file():
             raise InputError(f"no shipped {ndim}D ISTN weights for transformation={o.transformation} and "
                              f"variant={o.variant} ({path.name}); choose another pair or pass weights=FILE")
-        model = ISTNModel.cached(path)
-        if model.config.ndim != ndim:
-            raise InputError(f"weights {path} are for {model.config.ndim}D images but the images are {ndim}D; "
-                             f"choose {model.config.ndim}D images or {ndim}D weights")
-        return model
+        return ISTNModel.for_images(path, ndim)
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()

@@ -27,10 +27,9 @@ from learnreg.field import jacobian_determinant
 from learnreg.istn.model import ISTNModel
 from learnreg.istn.network import ISTNConfig, ISTNNetwork
 from learnreg.istn.objective import ISTNObjective, WorkingWarp, hard_dice
-from learnreg.progress import ProgressCallback
 from learnreg.training.image_bank import DataSettings
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
-from learnreg.training.trainer import OutputSettings, TrainingSettings, run_configured, train, training_card
+from learnreg.training.trainer import OutputSettings, TrainingSettings, method_trainer, train, training_card
 from learnreg.working import zscore
 
 
@@ -87,21 +86,6 @@ def validation_scores(network: ISTNNetwork, pairs: list[PairBatch], warp: Workin
             "val_folding_percent": 100 * float(torch.cat(folds).mean())}
 
 
-def train_istn(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
-               steps: Optional[int] = None, overrides=()) -> Optional[dict]:
-    """Train from a configuration file; rank 0 returns the model card of the saved weights.
-
-    ``steps`` overrides ``[training] steps`` (e.g. for a quick trial), ``overrides`` (``SECTION.KEY=VALUE``)
-    any value of the file.
-    """
-
-    def body(sections, training, context, device):
-        return _train(sections["data"], sections["model"], sections["pairs"], sections["loss"], training,
-                      sections["output"], context, device, progress, resume)
-
-    return run_configured(config_path, SECTIONS, body, steps=steps, overrides=overrides)
-
-
 def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings, loss_s: LossSettings,
            training: TrainingSettings, output: OutputSettings, context, device, progress, resume) -> Optional[dict]:
     size, nd = config.working_size, config.ndim
@@ -141,3 +125,8 @@ def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_dice_loss"),
     }
     return model.save(output.weights, card)
+
+
+#: ``train_istn(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a configuration
+#: file (see the module docstring); rank 0 returns the model card of the saved weights
+train_istn = method_trainer(SECTIONS, _train)

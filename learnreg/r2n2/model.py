@@ -99,10 +99,6 @@ class R2N2Model(SavedNetwork):
         self.working_size = int(working_size)
         self.sequence_length = int(sequence_length)
 
-    @property
-    def ndim(self) -> int:
-        return self.network.config.ndim
-
     @classmethod
     def create(cls, config: NetworkConfig, working_size: int, sequence_length: int) -> "R2N2Model":
         return cls(R2N2Network(config), working_size, sequence_length)

@@ -73,11 +73,7 @@ class R2N2Registrar(Registrar):
 
     def model_for(self, ndim: int) -> R2N2Model:
         path = Path(self.options.weights) if self.options.weights else shipped_weights(ndim)
-        model = R2N2Model.cached(path)
-        if model.ndim != ndim:
-            raise InputError(f"weights {path} are for {model.ndim}D images but the images are {ndim}D; choose "
-                             f"{model.ndim}D images or {ndim}D weights (leave 'weights' empty for the shipped ones)")
-        return model
+        return R2N2Model.for_images(path, ndim)
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()

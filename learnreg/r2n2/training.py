@@ -28,13 +28,12 @@ from learnreg.errors import InputError
 from learnreg.image import Grid
 from learnreg.losses.image import MSE
 from learnreg.losses.regularisers import TotalVariation
-from learnreg.progress import ProgressCallback
 from learnreg.r2n2.model import R2N2Model, run_sequence
 from learnreg.working import zscore
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
 from learnreg.training.image_bank import DataSettings
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
-from learnreg.training.trainer import OutputSettings, TrainingSettings, run_configured, train, training_card
+from learnreg.training.trainer import OutputSettings, TrainingSettings, method_trainer, train, training_card
 
 
 @dataclass(frozen=True)
@@ -132,21 +131,6 @@ def validation_scores(network: R2N2Network, pairs: list[PairBatch], grid: Grid, 
             "val_mse": float(torch.cat(mse).mean()), "val_folding_percent": 100 * float(torch.cat(folds).mean())}
 
 
-def train_r2n2(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
-               steps: Optional[int] = None, overrides=()) -> Optional[dict]:
-    """Train from a configuration file; rank 0 returns the model card of the saved weights.
-
-    ``steps`` overrides ``[training] steps`` (e.g. for a quick trial), ``overrides`` (``SECTION.KEY=VALUE``)
-    any value of the file.
-    """
-
-    def body(sections, training, context, device):
-        return _train(sections["data"], sections["model"], sections["pairs"], sections["loss"], training,
-                      sections["output"], context, device, progress, resume)
-
-    return run_configured(config_path, SECTIONS, body, steps=steps, overrides=overrides)
-
-
 def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, loss_s: LossSettings,
            training: TrainingSettings, output: OutputSettings, context, device, progress, resume) -> Optional[dict]:
     size, nd = model_s.working_size, model_s.ndim
@@ -182,3 +166,8 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_tre_mm"),
     }
     return model.save(output.weights, card)
+
+
+#: ``train_r2n2(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a configuration
+#: file (see the module docstring); rank 0 returns the model card of the saved weights
+train_r2n2 = method_trainer(SECTIONS, _train)

@@ -237,14 +237,23 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
     return TrainingRecord(settings.steps, elapsed, rows, best, best_state)
 
 
-def run_configured(config_path, sections: dict[str, type], body: Callable[..., Optional[dict]], *,
-                   steps: Optional[int] = None, overrides=()) -> Optional[dict]:
-    """Read a configuration and run ``body(sections, training, context, device)`` in this process's place.
+def method_trainer(sections: dict[str, type], body: Callable[..., Optional[dict]]):
+    """A method's training entry point, ``train(config_path, *, progress, resume, steps, overrides)``.
 
-    ``overrides`` (``SECTION.KEY=VALUE``) replace the file's values and ``steps`` its ``[training] steps``;
-    ``[training] threads`` sets torch's CPU threads; under torchrun the process group is set up around
-    ``body`` and torn down after it.
+    It reads the configuration's ``sections`` (``overrides``, ``SECTION.KEY=VALUE``, replace the file's
+    values and ``steps`` its ``[training] steps``), sets ``[training] threads``, sets up torchrun's process
+    group around ``body(data, model, pairs, loss, training, output, context, device, progress, resume)`` and
+    returns what ``body`` returns on rank 0: the model card of the saved weights.
     """
+
+    def train_method(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
+                     steps: Optional[int] = None, overrides=()) -> Optional[dict]:
+        return _run_configured(config_path, sections, body, progress, resume, steps, overrides)
+
+    return train_method
+
+
+def _run_configured(config_path, sections, body, progress, resume, steps, overrides) -> Optional[dict]:
     from learnreg.training.config import read_sections
 
     built = read_sections(config_path, sections, overrides)
@@ -258,7 +267,8 @@ def run_configured(config_path, sections: dict[str, type], body: Callable[..., O
     if context.world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return body(built, training, context, device)
+        return body(built["data"], built["model"], built["pairs"], built["loss"], training, built["output"], context,
+                    device, progress, resume)
     finally:
         if context.world_size > 1:
             dist.destroy_process_group()
