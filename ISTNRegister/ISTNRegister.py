@@ -2,8 +2,8 @@
 
 Slicer's module loader finds the module, Widget, Logic and Test classes (ISTNRegister, ISTNRegisterWidget,
 ISTNRegisterLogic, ISTNRegisterTest) here; ``learnreg.slicer.panel.define_module`` builds them after the scripted
-module template, with the panel and logic shared by the three LearnReg modules. Until the ISTN weights
-are installed the panel offers the classical methods.
+module template, with the panel and logic shared by the three LearnReg modules. The panel offers ISTN once
+its weights are installed (Resources/Models/istn_*.pt), and the classical methods always.
 """
 
 import os
@@ -22,4 +22,6 @@ SUMMARY = (
 PAPER = (
     "Lee et al., Image-and-Spatial Transformer Networks for Structure-Guided Image Registration, MICCAI 2019")
 
-globals().update(define_module("ISTNRegister", "istn", SUMMARY, PAPER, __file__))
+# the self-test's bundled pair is deformed smoothly: the B-spline model (with refinement) is the one to check
+globals().update(define_module("ISTNRegister", "istn", SUMMARY, PAPER, __file__,
+                               self_test_options={"transformation": "bspline"}))

@@ -143,7 +143,8 @@ def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, refere
     for r in rows:
         lines.append(f"| {r['case']} | {r['method']} | " + " | ".join(_fmt(r.get(c)) for c in present) + " |")
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    ref_time = {r["case"]: r["seconds"] for r in rows if r["method"] == reference}
+    ref_time = {r["case"]: r["seconds"] for r in rows
+                if r["method"] == reference or r["method"].endswith(f": {reference}")}  # also "<group>: <reference>"
     lines += ["", f"## Summary (mean over cases; time ratio = method time / {reference} time)", "",
               "| method | " + " | ".join(present) + " | time ratio |", "|---|" + "---|" * (len(present) + 1)]
     for m in methods:

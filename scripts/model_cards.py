@@ -37,8 +37,9 @@ def benchmark_summary(card: dict) -> dict:
     rows, environment = _rows(card["method"])
     if card["method"] == "istn":
         keys = ("dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
-        shown = {"identity", model["variant"], f"{model['variant']} refined", "structures direct", "sitk_bspline"}
-        rows = [r for r in rows if r.get("model") == model["transformation"] and r["method"] in shown]
+        shown = {f"{model['transformation']}: {m}" for m in ("identity", model["variant"], f"{model['variant']} refined",
+                                                            "structures direct", "sitk_bspline")}
+        rows = [r for r in rows if r["method"] in shown]
     else:
         keys = ("tre_before_mean", "tre_mean", "tre_p95", "percent_nonpositive_jacobian", "seconds", "parameters")
         rows = [r for r in rows if r["case"].startswith("kmeans3d") == (model["ndim"] == 3)]
