@@ -41,7 +41,7 @@ from learnreg.synthetic import make_pair  # noqa: E402
 DATA = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data"
 IMAGE, LABELS = DATA / "KmeansTest_T1UCharRaw.nii.gz", DATA / "KmeansTest_T1UCharRaw_tissue.nii.gz"
 STRUCTURES = (2, 3)  # grey matter, white matter
-#: (array axis, index) of the held-out slices
+#: (array axis, index) of the held-out slices; cases are named by the axis cut (k, j, i) and index
 SLICES = ((0, 28), (0, 34), (0, 40), (1, 60), (1, 72), (2, 55), (2, 72))
 #: misalignment of the test pairs per transformation model, like each model's training pairs
 MISALIGNMENT = {
@@ -73,7 +73,7 @@ def build_cases(transformation: str, quick: bool) -> list[Case]:
                          max_displacement_mm=m["displacement_fraction"] * extent, labels=label)
         moving = np.asarray(pair.moving.array, dtype=np.float32)
         moving = Image((moving / max(float(moving.max()), 1e-6)) ** 1.3, pair.moving.grid)  # another contrast
-        cases.append(Case(f"{transformation}-{'akj'[axis]}{index}", pair.fixed, moving,
+        cases.append(Case(f"{transformation}-slice-{'kji'[axis]}{index}", pair.fixed, moving,
                           fixed_labels=pair.fixed_labels, moving_labels=pair.moving_labels))
     return cases
 
