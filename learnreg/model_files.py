@@ -15,6 +15,7 @@ file) and a format version this release cannot read, each with a message naming 
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 import json
 import os
 import tempfile
@@ -116,7 +117,7 @@ def load_model_file(path, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return payload, card
 
 
-class SavedNetwork:
+class SavedNetwork(ABC):
     """A trained network with what inference needs to know about its training, stored as a checked weights file.
 
     Subclasses set :attr:`method`, put their extra plain values in :meth:`settings` and rebuild themselves
@@ -144,8 +145,9 @@ class SavedNetwork:
         return save_model_file(path, self.payload(), {"method": self.method, **card})
 
     @classmethod
+    @abstractmethod
     def from_payload(cls, payload: dict, card: dict | None = None) -> "SavedNetwork":
-        raise NotImplementedError
+        """Rebuild the model from a payload written by :meth:`payload`."""
 
     @classmethod
     def load(cls, path) -> "SavedNetwork":

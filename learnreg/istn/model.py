@@ -97,16 +97,24 @@ class Refinement:
     best_step: int = 0
 
 
+def pair_loss(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, regulariser_weight: float,
+              raw: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """The refinement loss of parameters ``raw`` (default: the output's own) on one pair: ``MSE(M'_theta, F')``
+    plus ``regulariser_weight`` x the transformation's regulariser."""
+    raw = output.raw if raw is None else raw
+    return representation_loss(output, warp, raw) + regulariser_weight * network.transformation.regulariser(raw)
+
+
 def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: int, learning_rate: float,
            regulariser_weight: float, progress: Optional[Progress] = None) -> Refinement:
     """Optimise a copy of the STN on one pair for ``steps`` Adam steps (see the module docstring)."""
     fixed_r, moving_r = output.fixed_representation.detach(), output.moving_representation.detach()
+    frozen = ISTNOutput(fixed_r, moving_r, output.raw.detach())
     stn = copy.deepcopy(network.stn).train(False)
     optimiser = torch.optim.Adam(stn.parameters(), lr=learning_rate)
 
     def loss_of(raw: torch.Tensor) -> torch.Tensor:
-        loss = representation_loss(ISTNOutput(fixed_r, moving_r, raw), warp)
-        return loss + regulariser_weight * network.transformation.regulariser(raw)
+        return pair_loss(network, frozen, warp, regulariser_weight, raw)
 
     with torch.no_grad():
         first = float(loss_of(output.raw))

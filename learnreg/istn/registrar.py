@@ -16,9 +16,10 @@ import torch
 from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Image
-from learnreg.istn.model import ISTNModel, affine_matrix_lps, full_resolution_field, refine, shipped_weights
+from learnreg.istn.model import (ISTNModel, affine_matrix_lps, full_resolution_field, pair_loss, refine,
+                                 shipped_weights)
 from learnreg.istn.network import TRANSFORMATIONS, VARIANTS
-from learnreg.istn.objective import WorkingWarp, representation_loss
+from learnreg.istn.objective import WorkingWarp
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord, register_method
 from learnreg.working import to_working, working_grid, zscore
@@ -92,9 +93,9 @@ class ISTNRegistrar(Registrar):
         moving_w = zscore(to_working(moving, work)).to(device)
         with torch.no_grad():
             output = network(fixed_w, moving_w)
-            one_pass_loss = float(representation_loss(output, warp))
+            one_pass_loss = float(pair_loss(network, output, warp, model.regulariser_weight))
         t_pass = time.perf_counter()
-        progress.report(0.05, f"istn: one pass done, representation loss {one_pass_loss:.5f}")
+        progress.report(0.05, f"istn: one pass done, loss {one_pass_loss:.5f}")
         with torch.no_grad():
             one_pass = full_resolution_field(network, output.raw, fixed.grid, work)
         steps = [StepRecord(0, one_pass_loss, {"stage": "one pass"}, DisplacementField.from_axis_tensor(
