@@ -32,11 +32,12 @@ sys.path.insert(0, str(HERE))
 from harness import Case, learnreg_runner, run_benchmark, write_results  # noqa: E402
 from peers import sitk_bspline  # noqa: E402
 
-from learnreg.image import Grid, Image, load_image  # noqa: E402
+from learnreg.image import Image, load_image  # noqa: E402
 from learnreg.istn.model import shipped_weights  # noqa: E402
 from learnreg.istn.network import VARIANTS  # noqa: E402
 from learnreg.registration import create_registrar  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
+from learnreg.training.image_bank import volume_slice  # noqa: E402
 
 DATA = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data"
 IMAGE, LABELS = DATA / "KmeansTest_T1UCharRaw.nii.gz", DATA / "KmeansTest_T1UCharRaw_tissue.nii.gz"
@@ -51,12 +52,6 @@ MISALIGNMENT = {
 REFINE_STEPS = 50
 
 
-def _slice(volume: Image, axis: int, index: int) -> Image:
-    plane = np.take(np.asarray(volume.array), index, axis=axis)
-    spacing = [s for a, s in enumerate(reversed(volume.grid.spacing)) if a != axis]
-    return Image(plane[None], Grid.make((plane.shape[1], plane.shape[0], 1), (spacing[1], spacing[0], 1.0)))
-
-
 def build_cases(transformation: str, quick: bool) -> list[Case]:
     if not LABELS.is_file():
         sys.exit(f"{LABELS} is missing: run scripts/get_training_data.sh and scripts/make_tissue_labels.py")
@@ -66,7 +61,7 @@ def build_cases(transformation: str, quick: bool) -> list[Case]:
     m = MISALIGNMENT[transformation]
     cases = []
     for n, (axis, index) in enumerate(SLICES[:2] if quick else SLICES):
-        image, label = _slice(volume, axis, index), _slice(labels, axis, index)
+        image, label = volume_slice(volume, axis, index), volume_slice(labels, axis, index)
         extent = float(np.mean(image.grid.extent_mm[:2]))
         pair = make_pair(image, seed=100 + n, rotation_degrees=m["rotation_degrees"], scaling=m["scaling"],
                          translation_mm=m["translation_fraction"] * extent,

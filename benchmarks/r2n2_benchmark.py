@@ -35,17 +35,11 @@ from learnreg.landmarks import match_pairs, read_landmarks  # noqa: E402
 from learnreg.sample_data import sample_pairs  # noqa: E402
 from learnreg.slicer.module_logic import PRESETS  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
+from learnreg.training.image_bank import volume_slice  # noqa: E402
 from learnreg.warp import resample_to_grid  # noqa: E402
 
 KMEANS = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz"
 REFERENCE = "bspline_paper"
-
-
-def _slice(volume: Image, axis: int, index: int) -> Image:
-    """A 2D image cut from ``volume`` along array axis ``axis`` (0 = k) with its in-plane spacing."""
-    plane = np.take(np.asarray(volume.array, dtype=np.float32), index, axis=axis)
-    spacing = [s for a, s in enumerate(reversed(volume.grid.spacing)) if a != axis]
-    return Image(plane[None], Grid.make((plane.shape[1], plane.shape[0], 1), (spacing[1], spacing[0], 1.0)))
 
 
 def _case(name: str, source: Image, seed: int) -> Case:
@@ -61,13 +55,13 @@ def build_cases(quick: bool) -> tuple[list[Case], list[Case]]:
     fixed_points, moving_points, _ = match_pairs(read_landmarks(bundled.fixed_landmarks),
                                                  read_landmarks(bundled.moving_landmarks))
     cases2d = [Case("brain2d", load_image(bundled.fixed), load_image(bundled.moving), fixed_points, moving_points)]
-    axial = _slice(volume, 0, 34)
+    axial = volume_slice(volume, 0, 34, np.float32)
     big = resample_to_grid(axial, Grid.make((256, 256, 1), (1.0, 1.0, 1.0),
                                             (axial.grid.centre[0] - 127.5, axial.grid.centre[1] - 127.5, 0.0)))
     cases2d.append(_case("kmeans-axial-256", big, 11))
     if not quick:
-        cases2d += [_case("kmeans-axial", axial, 12), _case("kmeans-coronal", _slice(volume, 1, 70), 13),
-                    _case("kmeans-sagittal", _slice(volume, 2, 60), 14)]
+        cases2d += [_case("kmeans-axial", axial, 12), _case("kmeans-coronal", volume_slice(volume, 1, 70, np.float32), 13),
+                    _case("kmeans-sagittal", volume_slice(volume, 2, 60, np.float32), 14)]
     cases3d = [_case(f"kmeans3d-s{s}", volume, 20 + s) for s in ((0,) if quick else (0, 1, 2))]
     return cases2d, cases3d
 

@@ -49,9 +49,10 @@ def _slice_positions(image: Image, step_mm: float, min_foreground: float) -> lis
     return positions
 
 
-def _slice(image: Image, axis: int, index: int) -> Image:
-    """One slice of a volume as a 2D image (identity geometry with the in-plane spacing)."""
-    plane = np.take(np.asarray(image.array, dtype=np.float32), index, axis=axis)
+def volume_slice(image: Image, axis: int, index: int, dtype=None) -> Image:
+    """Slice ``index`` of a volume along array axis ``axis`` (0 = k) as a 2D image with identity geometry and
+    the in-plane spacing; voxel type kept unless ``dtype`` is given."""
+    plane = np.take(np.asarray(image.array, dtype=dtype), index, axis=axis)
     in_plane = [s for a, s in enumerate(reversed(image.grid.spacing)) if a != axis]  # (row, column)
     return Image(plane[None], Grid.make((plane.shape[1], plane.shape[0], 1), (in_plane[1], in_plane[0], 1.0)))
 
@@ -82,7 +83,7 @@ def _cutters(image: Image, ndim: int, slice_step_mm: float, min_foreground: floa
     if ndim == 2:
         if image.ndim == 2:
             return [lambda im: im]
-        return [lambda im, a=a, i=i: _slice(im, a, i) for a, i in _slice_positions(image, slice_step_mm,
+        return [lambda im, a=a, i=i: volume_slice(im, a, i, np.float32) for a, i in _slice_positions(image, slice_step_mm,
                                                                                      min_foreground)]
     return [lambda im: im] + [lambda im, lo=lo, hi=hi: _crop(im, lo, hi)
                               for lo, hi in _crop_boxes(image.array.shape, crops, rng)]
