@@ -14,9 +14,10 @@ file) and a format version this release cannot read, each with a message naming 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
-from abc import ABC, abstractmethod
 import json
+from abc import ABC, abstractmethod
 import os
 import tempfile
 from pathlib import Path
@@ -115,6 +116,18 @@ def load_model_file(path, method: str) -> tuple[dict[str, Any], dict[str, Any]]:
     if not isinstance(payload, dict) or payload.get("format_version") != FORMAT_VERSION:
         raise InputError(f"weights file {path} does not hold format version {FORMAT_VERSION} weights; retrain it")
     return payload, card
+
+
+class StoredConfig:
+    """Mixin for a network's configuration dataclass: plain values for the weights file and back (tuples are
+    stored as lists, since ``weights_only`` loading reads plain types only)."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]):
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class SavedNetwork(ABC):

@@ -15,7 +15,6 @@ weights.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -25,6 +24,7 @@ from torch import nn
 
 from learnreg.errors import InputError
 from learnreg.istn.transforms import AffineModel, BSplineModel
+from learnreg.model_files import StoredConfig
 from learnreg.layers import ConvNormAct, conv, transposed_conv
 
 #: training modes of the paper: unsupervised STN, structure-supervised STN, explicit and implicit ISTN
@@ -33,7 +33,7 @@ TRANSFORMATIONS = ("affine", "bspline")
 
 
 @dataclass(frozen=True)
-class ISTNConfig:
+class ISTNConfig(StoredConfig):
     """The architecture, stored with the weights.
 
     Attributes:
@@ -88,14 +88,6 @@ class ISTNConfig:
                              f"{2 * self.size_multiple}, for these channel lists")
         if not 1 <= self.control_spacing < self.working_size:
             raise InputError("control_spacing must be between 1 and working_size - 1 voxels")
-
-    def as_dict(self) -> dict:
-        """Plain values for the weights file (tuples as lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "ISTNConfig":
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
 class ImageTransformerNetwork(nn.Module):

@@ -20,7 +20,6 @@ weights carry multiplicative Gaussian noise, the paper's regularisation of the r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -30,6 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from learnreg.layers import ConvNormAct, conv, instance_norm
+from learnreg.model_files import StoredConfig
 
 
 def _unit_coordinates(shape, device, dtype) -> torch.Tensor:
@@ -150,7 +150,7 @@ class ParameterNetwork(nn.Module):
 
 
 @dataclass(frozen=True)
-class NetworkConfig:
+class NetworkConfig(StoredConfig):
     """The architecture, stored with the weights.
 
     Attributes:
@@ -173,16 +173,6 @@ class NetworkConfig:
     max_width: float = 0.25
     max_weight: float = 1.0
     min_width: float = 1e-5
-
-    def as_dict(self) -> dict:
-        """Plain values for the weights file (channels as a list)."""
-        return {**dataclasses.asdict(self), "channels": list(self.channels)}
-
-    @classmethod
-    def from_dict(cls, values: dict) -> "NetworkConfig":
-        values = dict(values)
-        values["channels"] = tuple(int(c) for c in values["channels"])
-        return cls(**values)
 
 
 @dataclass
