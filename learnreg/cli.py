@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 #: method -> (module, function) of its trainer
-TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2"), "istn": ("learnreg.istn.training", "train_istn")}
+TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2"), "istn": ("learnreg.istn.training", "train_istn"),
+            "cnnregress": ("learnreg.cnnregress.training", "train_cnnregress")}
 
 
 def _train(args: argparse.Namespace) -> int:

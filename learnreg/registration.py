@@ -43,6 +43,8 @@ class StepRecord:
             the field after step ``n`` is the sum of the displacements of steps ``0..n``.
         centre: LPS position (mm) of a local deformation's centre, for methods that deform locally.
         extent_mm: radius (mm) of that local deformation.
+        points: ``(N, 3)`` LPS positions (mm) where the step measured displacements (CNNRegress: its active points).
+        point_displacements: ``(N, 3)`` the displacements measured there (LPS mm, pull direction).
     """
 
     index: int
@@ -51,6 +53,8 @@ class StepRecord:
     displacement: Optional[DisplacementField] = None
     centre: Optional[tuple[float, float, float]] = None
     extent_mm: Optional[float] = None
+    points: Optional[np.ndarray] = None
+    point_displacements: Optional[np.ndarray] = None
 
 
 @dataclass
@@ -257,7 +261,9 @@ def register_method(cls: type[Registrar]) -> type[Registrar]:
 def _load_builtin_methods() -> None:
     import importlib
 
-    for module in ("learnreg.classical", "learnreg.r2n2.registrar", "learnreg.istn.registrar"):  # their imports register the methods
+    # importing a method's module registers it
+    for module in ("learnreg.classical", "learnreg.r2n2.registrar", "learnreg.istn.registrar",
+                   "learnreg.cnnregress.registrar"):
         importlib.import_module(module)
 
 

@@ -15,7 +15,7 @@ import torch
 from scipy.ndimage import gaussian_filter
 
 from learnreg.image import Grid, Image
-from learnreg.warp import resample_to_grid
+from learnreg.warp import Warper, resample_to_grid
 
 
 def working_grid(fixed: Grid, size: int) -> Grid:
@@ -56,3 +56,11 @@ def zscore(images: torch.Tensor) -> torch.Tensor:
     mean = flat.mean(1).view(-1, *[1] * (images.dim() - 1))
     std = flat.std(1).clamp_min(1e-6).view(-1, *[1] * (images.dim() - 1))
     return ((images - mean) / std).clamp(-2.0, 2.0)
+
+
+def field_on_fixed_grid(field: torch.Tensor, working: Grid, fixed: Grid) -> torch.Tensor:
+    """A pull field on the working grid in working voxels, ``(1, ndim, *working)``, as millimetres on the fixed
+    grid, ``(1, ndim, *fixed)`` (linear interpolation; both grids share their direction, so the components
+    only change unit)."""
+    warper = Warper(fixed, working).to(field.device)
+    return warper(field) * working.spacing[0]

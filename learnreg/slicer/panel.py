@@ -61,12 +61,15 @@ def parameter_node_class():
         fixedLandmarks: vtkMRMLMarkupsFiducialNode
         movingLandmarks: vtkMRMLMarkupsFiducialNode
         # method controls a module's .ui may offer (R2Register: R2N2's most steps and stopping tolerance;
-        # ISTNRegister: transformation model, variant and refinement steps)
+        # ISTNRegister: transformation model, variant and refinement steps; CNNRegress: active-point density
+        # and passes)
         steps: int = 0
         tolerance: float = 0.002
         transformation: str = "affine"
         variant: str = "istn-i"
         refine_steps: int = 50
+        density_percent: float = 0.9
+        passes: int = 2
         # label maps of the structures to evaluate (every module)
         fixedLabels: vtkMRMLScalarVolumeNode
         movingLabels: vtkMRMLScalarVolumeNode
@@ -75,7 +78,7 @@ def parameter_node_class():
 
 
 #: parameter-node fields passed to the method as options when the module's .ui has a control for them
-PANEL_OPTIONS = ("steps", "tolerance", "transformation", "variant", "refine_steps")
+PANEL_OPTIONS = ("steps", "tolerance", "transformation", "variant", "refine_steps", "density_percent", "passes")
 #: parameter-node fields a module's .ui may leave out (the other modules' method controls)
 OPTIONAL_FIELDS = PANEL_OPTIONS
 
@@ -271,6 +274,9 @@ class RegistrationPanel:
                                          for label in before) + "."
         if result.images:
             text += f" Also made: {', '.join(node.GetName() for node in result.images)}."
+        if result.active_points is not None:
+            text += (f" {result.active_points.points.GetNumberOfControlPoints():,} active points, with their "
+                     f"predicted displacements as arrows (x{result.active_points.scale:.1f}).")
         self._browser = result.steps.browser if result.steps is not None else None
         self.ui.stepSlider.setEnabled(self._browser is not None)
         if self._browser is not None:

@@ -11,7 +11,9 @@ the result to the scene:
 - for methods that work in steps, sequences and a browser to scrub through the steps;
 - with landmarks, the TRE review (table, chart, mapped landmarks, glyphs at the landmarks);
 - with label maps of both volumes, the structure review (Dice and surface distances per label, per stage);
-- images the method exposes (ISTN: its representations of both volumes) as volumes.
+- images the method exposes (ISTN: its representations of both volumes) as volumes;
+- points where the method measured displacements (CNNRegress: its active points) as a point list, with
+  their displacements as arrows per step.
 
 Input nodes are never changed. If the registration fails or is cancelled, or building a node fails,
 every node this call added is removed again, so the scene holds no half-made result.
@@ -28,6 +30,7 @@ from learnreg.image import Image
 from learnreg.landmarks import LandmarkPairs, pair_landmarks
 from learnreg.progress import CancelToken, ProgressCallback
 from learnreg.registration import Registrar, RegistrationResult, create_registrar
+from learnreg.slicer.active_points import ActivePointNodes, add_active_point_nodes
 from learnreg.slicer.markups import landmarks_from_markups
 from learnreg.slicer.review import TREReview, add_tre_review
 from learnreg.slicer.steps import StepSequences, add_step_sequences
@@ -51,6 +54,7 @@ class SceneRegistration:
     notes: list[str] = field(default_factory=list)
     structures: Optional[StructureReview] = None
     images: list = field(default_factory=list)
+    active_points: Optional[ActivePointNodes] = None
 
 
 def _check_output(node, expected_class: str, role: str, inputs: tuple) -> None:
@@ -169,6 +173,7 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
             review = add_tre_review(scene, name, landmarks, result.field, transform, fixed_landmarks)
         structures = None if labels is None else add_structure_review(scene, name, *labels, result)
         images = [add_volume_node(scene, image, f"{name} {image_name}") for image_name, image in result.images.items()]
+        active_points = add_active_point_nodes(scene, result, name)
     except BaseException:
         for node_id in _node_ids(scene) - before:
             node = scene.GetNodeByID(node_id)
@@ -177,4 +182,4 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         raise
     return SceneRegistration(result, warped_volume, transform, steps, review,
                              _notes(fixed_node, moving_node, fixed_in.parent_transform, moving_in.parent_transform),
-                             structures, images)
+                             structures, images, active_points)

@@ -242,8 +242,9 @@ def method_trainer(sections: dict[str, type], body: Callable[..., Optional[dict]
 
     It reads the configuration's ``sections`` (``overrides``, ``SECTION.KEY=VALUE``, replace the file's
     values and ``steps`` its ``[training] steps``), sets ``[training] threads``, sets up torchrun's process
-    group around ``body(data, model, pairs, loss, training, output, context, device, progress, resume)`` and
-    returns what ``body`` returns on rank 0: the model card of the saved weights.
+    group around ``body(*sections, context, device, progress, resume)`` (the built sections in the order of
+    ``sections``, which must include ``training``) and returns what ``body`` returns on rank 0: the model card
+    of the saved weights.
     """
 
     def train_method(config_path, *, progress: Optional[ProgressCallback] = None, resume: bool = True,
@@ -257,9 +258,9 @@ def _run_configured(config_path, sections, body, progress, resume, steps, overri
     from learnreg.training.config import read_sections
 
     built = read_sections(config_path, sections, overrides)
-    training = built["training"]
     if steps is not None:
-        training = dataclasses.replace(training, steps=steps)
+        built["training"] = dataclasses.replace(built["training"], steps=steps)
+    training = built["training"]
     if training.threads:
         torch.set_num_threads(training.threads)
     context = distributed_context()
@@ -267,8 +268,7 @@ def _run_configured(config_path, sections, body, progress, resume, steps, overri
     if context.world_size > 1:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
-        return body(built["data"], built["model"], built["pairs"], built["loss"], training, built["output"], context,
-                    device, progress, resume)
+        return body(*built.values(), context, device, progress, resume)
     finally:
         if context.world_size > 1:
             dist.destroy_process_group()
