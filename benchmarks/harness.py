@@ -1,7 +1,9 @@
 """Benchmark harness: run registrars and peers on the same cases, measure, write JSON and a markdown table.
 
 A *case* is a fixed/moving pair with optional exact landmark pairs and label maps. A *runner* maps
-``(fixed, moving)`` to ``(field, parameter_count)``; its wall time is measured here. Every method sees
+``(fixed, moving)`` to ``(field, parameter_count)`` or ``(field, parameter_count, extras)``; its wall time is
+measured here unless ``extras`` holds ``seconds`` (a peer in another process reports its own registration
+time, without the process start), and the other ``extras`` join the row. Every method sees
 the same inputs in the same run, so ratios between them are fair.
 """
 
@@ -100,10 +102,11 @@ def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print, view
                      **evaluate(case, identity)})
         for name, runner in runners.items():
             t0 = time.perf_counter()
-            field, parameters = runner(case.fixed, case.moving)
+            field, parameters, *extras = runner(case.fixed, case.moving)
             seconds = time.perf_counter() - t0
-            row = {"case": case.name, "method": name, "seconds": seconds, "parameters": parameters,
-                   **evaluate(case, field)}
+            extras = extras[0] if extras else {}
+            row = {"case": case.name, "method": name, "seconds": extras.pop("seconds", seconds),
+                   "parameters": parameters, **extras, **evaluate(case, field)}
             rows.append(row)
             fields[name] = field
             log(f"{case.name:14s} {name:14s} {seconds:7.2f} s  " + "  ".join(

@@ -1,12 +1,19 @@
 """Peer registration methods run beside learnreg's in the same benchmark run: SimpleITK B-spline and
-Demons. Each takes learnreg images and returns a pull field on the fixed grid, like a registrar."""
+Demons, and ANTs SyN (antspyx, in its own environment). Each takes learnreg images and returns a pull field
+on the fixed grid, like a registrar."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
 import SimpleITK as sitk
 
-from learnreg.field import DisplacementField, field_from_transform
-from learnreg.image import Image, normalise_percentile
+from learnreg.field import DisplacementField, field_from_transform, load_field
+from learnreg.image import Image, normalise_percentile, save_image
 from learnreg.warp import resample_to_grid
 
 
@@ -64,6 +71,30 @@ def sitk_demons(fixed: Image, moving: Image, iterations: int = 100, sigma_voxels
             init = sitk.Resample(field, fs, sitk.Transform(), sitk.sitkLinear, 0.0, sitk.sitkVectorFloat64)
         field = demons.Execute(fs, ms, init)
     return _field_on(fixed, field), int(fixed.grid.num_voxels * fixed.ndim)
+
+
+#: the peers' own environment with antspyx (scripts/setup_peers.sh)
+PEERS_PYTHON = Path(__file__).resolve().parents[1] / ".venv-peers" / "bin" / "python"
+
+
+def ants_available() -> bool:
+    return PEERS_PYTHON.is_file()
+
+
+def ants_syn(fixed: Image, moving: Image, threads: int = 2):
+    """ANTs SyN (deformable only; CC metric, 100/70/50 iterations) through antspyx in the peers' environment
+    (benchmarks/ants_worker.py); 3D images only. Returns the field, its parameter count and the registration's
+    own wall time (without starting the process and importing ANTs)."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / name for name in ("fixed.nii.gz", "moving.nii.gz", "field.nii.gz")]
+        for image, path in zip((fixed, moving), paths):
+            save_image(image.with_array(normalise_percentile(image.array)), path)
+        env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads)}
+        done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("ants_worker.py")), *map(str, paths)],
+                              capture_output=True, text=True, env=env, check=True)
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        field = load_field(paths[2], reference=fixed.grid)
+    return field, int(fixed.grid.num_voxels * fixed.ndim), {"seconds": seconds}
 
 
 PEERS = {"sitk_bspline": sitk_bspline, "sitk_demons": sitk_demons}

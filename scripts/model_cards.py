@@ -2,9 +2,10 @@
 """Write the human-readable model cards (Resources/Models/<name>.md) from the machine-readable ones.
 
 For each ``<name>.card.json``: copies the training run's loss curve (``runs/<name>/loss.png``, when the run
-folder is here) to ``<name>_loss.png``, adds the held-out benchmark rows that apply to the model from
+folder is here) to ``<name>_loss.png`` (and CNNRegress's training-displacement histograms, ``sampling.png``,
+to ``<name>_sampling.png``), adds the held-out benchmark rows that apply to the model from
 ``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry (the weights and their hash do not
-change), and writes ``<name>.md``. R2N2 and ISTN cards differ in their model, loss and metric parts.
+change), and writes ``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model, loss and metric parts.
 
 Usage: python scripts/model_cards.py
 """
@@ -40,6 +41,10 @@ def benchmark_summary(card: dict) -> dict:
         shown = {f"{model['transformation']}: {m}" for m in ("identity", model["variant"], f"{model['variant']} refined",
                                                             "structures direct", "sitk_bspline")}
         rows = [r for r in rows if r["method"] in shown and model["ndim"] == 2]  # the ISTN benchmark is 2D
+    elif card["method"] == "cnnregress":
+        keys = ("tre_mean", "dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
+        # the CNNRegress benchmark is 3D; its synthetic cases have landmarks (TRE) as well as labels
+        rows = [r for r in rows if model["ndim"] == 3 and r["case"].startswith("kmeans-synthetic")]
     else:
         keys = ("tre_before_mean", "tre_mean", "tre_p95", "percent_nonpositive_jacobian", "seconds", "parameters")
         rows = [r for r in rows if r["case"].startswith("kmeans3d") == (model["ndim"] == 3)]
@@ -102,8 +107,50 @@ def istn_parts(card: dict) -> dict:
     }
 
 
+def cnnregress_parts(card: dict) -> dict:
+    model, t, best = card["model"], card["training"], card["validation"]["best"]
+    histograms = card["sampling_histograms"]
+    edges = np.asarray(histograms["edges"])
+    below = edges[1:] <= model["max_displacement"] + 1e-9
+
+    def spread(name: str) -> str:
+        counts = np.asarray(histograms[name], dtype=float)[below]
+        share = counts / counts.sum()
+        return f"bin shares {share.min():.3f}-{share.max():.3f} (uniform: {1 / below.sum():.3f})"
+
+    return {
+        "model": [f"- Patch {model['patch_size']}^{model['ndim']} (moving {model['patch_size'] + 2 * max(model['ncc_radii'])}"
+                  f"^{model['ndim']}), NCC similarity maps at radii {model['ncc_radii']} (fixed, not trained); "
+                  f"unpadded 3x3 convolutions {model['channels']} with one max pooling after {model['pool_after']}; "
+                  f"FC {model['fc_hidden']} then tanh x tau = {model['max_displacement']} working voxels; "
+                  f"{card['network_parameters']:,} network parameters.",
+                  f"- Working grid {model['working_size']}^{model['ndim']} voxels covering the fixed image; "
+                  "displacements predicted at the active points, thin-plate spline to a dense field, two iterations.",
+                  f"- Training targets: {card['data']['targets']}; equalised active-point sampling "
+                  f"({t['loss']['points_per_pair']} points per pair on average, {t['loss']['bins']} bins on (0, tau]): "
+                  f"{spread('equalised')}; plain active-point sampling would give {spread('active points')}."],
+        "loss": "mean squared error of the centre displacements (units of tau)",
+        "kept": "the lowest validation field error after two iterations",
+        "validation": ["## Validation (held-out images; mean end-point error of the dense field over the foreground, "
+                       "working voxels)", "",
+                       f"- Before registration {best['val_error_before']:.3f}; after one iteration "
+                       f"{best['val_error_one_iteration']:.3f}, after two {best['val_field_error']:.3f}; at the "
+                       f"active points {best['val_point_error']:.3f} (exact thin-plate spline).",
+                       f"- Thin-plate-spline smoothing chosen on the same pairs: lambda = "
+                       f"{card['tps_smoothing']['chosen']} (field error after two iterations by lambda: "
+                       + ", ".join(f"{k}: {v:.3f}" for k, v in
+                                   card["tps_smoothing"]["validation_field_error_by_smoothing"].items()) + ")."],
+        "columns": [("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
+        "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; `-o density_percent=P` "
+               "and `-o passes=N` set the active points and iterations. Limits: trained on one T1 brain (Colin27) "
+               "with synthetic smooth deformations (the generator's exact fields as targets); inputs must be "
+               "affinely aligned; other anatomy or modalities are outside what it has seen.",
+        "figures": [f"![training displacements]({card['weights_file'][:-3]}_sampling.png)"],
+    }
+
+
 def markdown(card: dict, name: str, has_curve: bool) -> str:
-    parts = (istn_parts if card["method"] == "istn" else r2n2_parts)(card)
+    parts = {"istn": istn_parts, "cnnregress": cnnregress_parts}.get(card["method"], r2n2_parts)(card)
     t, d, best = card["training"], card["data"], card["validation"]["best"]
     lines = [f"# Model card: {card['title']} (`{card['weights_file']}`)", "",
              f"Method `{card['method']}`; weights format version {card['format_version']}; "
@@ -123,6 +170,7 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
              f"- Kept: {parts['kept']}, iteration {best['iteration']}.", "", *parts["validation"], ""]
     if has_curve:
         lines += [f"![loss curve]({name}_loss.png)", ""]
+    lines += [*parts.get("figures", []), ""] if parts.get("figures") else []
     bench = card.get("benchmark")
     if bench:
         columns = parts["columns"] + [("det J <= 0 (%)", "percent_nonpositive_jacobian", 3), ("seconds", "seconds", 2),
@@ -143,6 +191,9 @@ def main() -> None:
         curve = ROOT / "runs" / name / "loss.png"
         if curve.is_file():
             shutil.copyfile(curve, MODELS / f"{name}_loss.png")
+        sampling = ROOT / "runs" / name / "sampling.png"
+        if sampling.is_file():
+            shutil.copyfile(sampling, MODELS / f"{name}_sampling.png")
         summary = benchmark_summary(card)
         if summary:
             card["benchmark"] = summary

@@ -41,19 +41,27 @@ def shipped_weights(ndim: int) -> Path:
 
 
 class CNNRegressModel(SavedNetwork):
-    """CNNRegress weights (the configuration fixes the working grid, the patch and ``tau``)."""
+    """CNNRegress weights (the configuration fixes the working grid, the patch and ``tau``) and the thin-plate
+    spline's smoothing ``lambda`` chosen for them on the validation pairs after training."""
 
     method = METHOD
+
+    def __init__(self, network: CNNRegressNetwork, tps_smoothing: float = 0.0, card: dict | None = None) -> None:
+        super().__init__(network, card)
+        self.tps_smoothing = float(tps_smoothing)
 
     @property
     def config(self) -> CNNRegressConfig:
         return self.network.config
 
+    def settings(self) -> dict:
+        return {"tps_smoothing": self.tps_smoothing}
+
     @classmethod
     def from_payload(cls, payload: dict, card: dict | None = None) -> "CNNRegressModel":
         network = CNNRegressNetwork(CNNRegressConfig.from_dict(payload["network"]))
         network.load_state_dict(payload["state_dict"])
-        return cls(network, card)
+        return cls(network, payload["tps_smoothing"], card)
 
 
 def cutter_for(config: CNNRegressConfig) -> PatchCutter:

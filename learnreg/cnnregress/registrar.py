@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 import torch
@@ -37,13 +38,14 @@ class CNNRegressOptions:
             (paper: 0.9 % of the image's voxels); clamped,
             with a message, to what the thin-plate spline can use.
         passes: predict-interpolate-warp iterations, composed (paper: 2).
-        tps_smoothing: the thin-plate spline's ``lambda`` (0: through every prediction exactly).
+        tps_smoothing: the thin-plate spline's ``lambda`` (unit-box coordinates; 0: through every prediction
+            exactly). Empty: the value chosen on the validation pairs and stored with the weights.
     """
 
     weights: str = ""
     density_percent: float = 0.9
     passes: int = 2
-    tps_smoothing: float = 0.0
+    tps_smoothing: Optional[float] = None
 
     def validate(self) -> None:
         if not 0 < self.density_percent <= 50:
@@ -51,7 +53,7 @@ class CNNRegressOptions:
                              "(default 0.9)")
         if not 1 <= self.passes <= 10:
             raise InputError(f"passes={self.passes} must be between 1 and 10 (default 2)")
-        if self.tps_smoothing < 0:
+        if self.tps_smoothing is not None and self.tps_smoothing < 0:
             raise InputError(f"tps_smoothing={self.tps_smoothing} must be >= 0 (0 interpolates exactly)")
 
 
@@ -107,8 +109,9 @@ class CNNRegressRegistrar(Registrar):
         points = active_points(fixed_w, count, coverage.to(device))
         t_setup = time.perf_counter()
         with torch.no_grad():
-            passes = register_on_working_grid(network, fixed_w, moving_w, points, self.options.passes,
-                                              self.options.tps_smoothing, progress.span(0.0, 0.9))
+            smoothing = model.tps_smoothing if self.options.tps_smoothing is None else self.options.tps_smoothing
+            passes = register_on_working_grid(network, fixed_w, moving_w, points, self.options.passes, smoothing,
+                                              progress.span(0.0, 0.9))
             image_loss = MSE()
             fixed_z = zscore(fixed_w)
             losses = [float(image_loss(fixed_z, zscore(moving_w)))]

@@ -10,7 +10,8 @@ predicted displacements, in units of ``tau``.
 
 Validation runs the whole inference (active points at the registrar's default density, thin-plate spline,
 two iterations) on fixed held-out pairs and scores the dense field's mean end-point error over the fixed
-image's foreground; the weights kept are those with the lowest. The model card records the distribution of
+image's foreground; the weights kept are those with the lowest. Then the thin-plate spline's smoothing is
+chosen on the same pairs (:func:`choose_smoothing`) and stored with the weights. The model card records the distribution of
 the training displacements with plain active-point sampling and with the equalised sampling
 (``sampling.png``).
 
@@ -127,14 +128,19 @@ class RegressionObjective(nn.Module):
         return loss, {"point_error": error}
 
 
-def validation_scores(network: CNNRegressNetwork, pairs: list[PairBatch], density: float) -> dict:
+#: thin-plate-spline smoothing values tried on the validation pairs after training
+SMOOTHING_CANDIDATES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def validation_scores(network: CNNRegressNetwork, pairs: list[PairBatch], density: float,
+                      smoothing: float = 0.0) -> dict:
     """Mean end-point errors (working voxels) over the fixed foreground: before registration, after one and
     after two iterations, and at the active points of the first iteration."""
     before, one, two, at_points = [], [], [], []
     for batch in pairs:
         count, _ = point_count(density, batch.fixed[0, 0].numel())
         points = active_points(batch.fixed, count)
-        passes = register_on_working_grid(network, batch.fixed, batch.moving, points, 2)
+        passes = register_on_working_grid(network, batch.fixed, batch.moving, points, 2, smoothing)
         mask = (batch.fixed[0, 0] > FOREGROUND).float()
         truth = batch.true_field
 
@@ -147,6 +153,31 @@ def validation_scores(network: CNNRegressNetwork, pairs: list[PairBatch], densit
         at_points.append(float((passes[0].predictions - gather_vectors(truth, torch.zeros_like(points[:, 0]), points)).norm(dim=1).mean()))
     return {"val_error_before": float(np.mean(before)), "val_error_one_iteration": float(np.mean(one)),
             "val_field_error": float(np.mean(two)), "val_point_error": float(np.mean(at_points))}
+
+
+def choose_smoothing(network: CNNRegressNetwork, pairs: list[PairBatch], density: float) -> tuple[float, dict]:
+    """The thin-plate-spline smoothing of :data:`SMOOTHING_CANDIDATES` with the lowest validation field error
+    (two iterations), and the error of each: the network's predictions are noisy, and an exact spline
+    passes that noise on to the field."""
+    with torch.no_grad():
+        errors = {value: validation_scores(network.eval(), pairs, density, value)["val_field_error"]
+                  for value in SMOOTHING_CANDIDATES}
+    return min(errors, key=errors.get), {str(k): round(v, 5) for k, v in errors.items()}
+
+
+def validation_setup(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings,
+                     training: TrainingSettings, device) -> tuple[ImageBank, ImageBank, list[PairBatch]]:
+    """The training and validation banks and the fixed validation pairs of a configuration."""
+    train_bank, val_bank = data.build_banks(config.ndim, config.working_size)
+    grid = training_grid(config.ndim, config.working_size)
+    return train_bank, val_bank, validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed,
+                                                  device)
+
+
+def smoothing_card(network: CNNRegressNetwork, pairs: list[PairBatch], sampling: "SamplingSettings") -> tuple[float, dict]:
+    """:func:`choose_smoothing` and its model-card entry."""
+    chosen, errors = choose_smoothing(network, pairs, sampling.validation_density)
+    return chosen, {"chosen": chosen, "validation_field_error_by_smoothing": errors}
 
 
 def displacement_histograms(bank: ImageBank, config: CNNRegressConfig, pair_s: PairSettings,
@@ -197,13 +228,12 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
            training: TrainingSettings, output: OutputSettings, context, device, progress, resume) -> Optional[dict]:
     size, nd = config.working_size, config.ndim
     t0 = time.perf_counter()
-    train_bank, val_bank = data.build_banks(nd, size)
+    train_bank, val_bank, val_pairs = validation_setup(data, config, pair_s, training, device)
     bank_seconds = time.perf_counter() - t0
     grid = training_grid(nd, size)
     torch.manual_seed(training.seed)  # the same initial weights on every process
     network = CNNRegressNetwork(config)
     objective = RegressionObjective(network)
-    val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 
     def next_batch(rng):
         pairs = random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
@@ -219,7 +249,8 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
     objective.load_state_dict(record.best_state)
     histograms = displacement_histograms(train_bank, config, pair_s, sampling)
     plot_histograms(histograms, config.max_displacement, Path(output.folder) / "sampling.png")
-    model = CNNRegressModel(network.cpu())
+    smoothing, smoothing_entry = smoothing_card(network, val_pairs, sampling)
+    model = CNNRegressModel(network.cpu(), smoothing)
     card = {
         "title": f"CNNRegress {nd}D",
         "data": {"training_images": [Path(p).name for p in data.images], "training_entries": len(train_bank),
@@ -230,6 +261,7 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
         "model": config.as_dict(),
         "network_parameters": sum(p.numel() for p in network.parameters()),
         "sampling_histograms": histograms,
+        "tps_smoothing": smoothing_entry,
         **training_card(training, sampling, record, bank_seconds, device, context, "val_field_error"),
     }
     return model.save(output.weights, card)
