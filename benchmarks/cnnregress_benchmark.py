@@ -20,7 +20,7 @@ network's and the thin-plate spline's share of the time. All on this machine's C
 Writes benchmarks/results/cnnregress.json, cnnregress.md (targets stated as met or not) and cnnregress.png
 (the active points and their predictions on a held-out case).
 
-Usage: python benchmarks/cnnregress_benchmark.py [--quick] [--device cpu|cuda]
+Usage: python benchmarks/cnnregress_benchmark.py [--quick] [--no-ants] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -50,6 +50,8 @@ IMAGE, LABELS = DATA / "KmeansTest_T1UCharRaw.nii.gz", DATA / "KmeansTest_T1UCha
 MASK = DATA / "KmeansTest_T1RawSkullStrip.nii.gz"
 TISSUES = (1, 2, 3)  # CSF, grey matter, white matter
 DEFAULT = "cnnregress"
+#: synthetic cases of the full run (ANTs SyN takes 5-10 minutes on each on a 2-core CPU)
+SYNTHETIC_CASES = 2
 VARIANTS = {DEFAULT: {}, "cnnregress 0.3%": {"density_percent": 0.3}, "cnnregress 3%": {"density_percent": 3.0},
             "cnnregress 1 iteration": {"passes": 1}}
 
@@ -169,18 +171,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="one synthetic case, no inter-subject case")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-ants", action="store_true", help="leave ANTs SyN out (it takes minutes per case)")
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(2)
     if not shipped_weights(3).is_file():
         sys.exit(f"{shipped_weights(3)} is missing: train it (Resources/Models/cnnregress_3d.toml)")
-    cases = synthetic_cases(1 if args.quick else 3)
+    cases = synthetic_cases(1 if args.quick else SYNTHETIC_CASES)
     if not args.quick:
         cases.append(inter_subject_case(args.device))
     runners = {name: cnn_runner(options, args.device) for name, options in VARIANTS.items()}
     runners["sitk_demons"] = sitk_demons
-    if ants_available():
+    if ants_available() and not args.no_ants:
         runners["ants_syn"] = ants_syn
     rows = run_benchmark(cases, runners)
     out = HERE / "results"

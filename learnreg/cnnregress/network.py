@@ -39,6 +39,8 @@ class CNNRegressConfig(StoredConfig):
         fc_hidden: widths of the first two fully connected layers.
         max_displacement: ``tau``, the largest displacement the network predicts, in working voxels (the
             tanh output's scale and the cut-off of the equalised sampling).
+        negative_slope: of the activations; 0 is the paper's ReLU, a small slope (leaky ReLU) keeps units from
+            dying, which stalled the 3D network's training.
     """
 
     ndim: int = 3
@@ -49,6 +51,7 @@ class CNNRegressConfig(StoredConfig):
     pool_after: int = 2
     fc_hidden: tuple[int, ...] = (128, 64)
     max_displacement: float = 4.0
+    negative_slope: float = 0.0
 
     @property
     def margin(self) -> int:
@@ -83,6 +86,8 @@ class CNNRegressConfig(StoredConfig):
                              "convolutions and a pooling; use a larger patch or fewer layers")
         if len(self.fc_hidden) != 2 or min(self.fc_hidden) < 1:
             raise InputError("fc_hidden must list the widths of two fully connected layers")
+        if not 0 <= self.negative_slope < 1:
+            raise InputError("negative_slope must be in [0, 1) (0: ReLU)")
         if not 0 < self.max_displacement < self.working_size / 2:
             raise InputError("max_displacement must be positive and less than half the working size (voxels)")
 
@@ -101,15 +106,16 @@ class CNNRegressNetwork(nn.Module):
         for index, c_out in enumerate(config.channels):
             if index == config.pool_after:
                 layers.append(nn.MaxPool2d(2) if nd == 2 else nn.MaxPool3d(2))
-            layers += [conv(nd)(c_in, c_out, 3), nn.ReLU(inplace=True)]
+            layers += [conv(nd)(c_in, c_out, 3), nn.LeakyReLU(config.negative_slope, inplace=True)]
             c_in = c_out
         if config.pool_after == len(config.channels):
             layers.append(nn.MaxPool2d(2) if nd == 2 else nn.MaxPool3d(2))
         self.features = nn.Sequential(*layers)
         first, second = config.fc_hidden
         self.regressor = nn.Sequential(
-            nn.Flatten(), nn.Linear(c_in * config.feature_size() ** nd, first), nn.ReLU(inplace=True),
-            nn.Linear(first, second), nn.ReLU(inplace=True), nn.Linear(second, nd), nn.Tanh())
+            nn.Flatten(), nn.Linear(c_in * config.feature_size() ** nd, first),
+            nn.LeakyReLU(config.negative_slope, inplace=True), nn.Linear(first, second),
+            nn.LeakyReLU(config.negative_slope, inplace=True), nn.Linear(second, nd), nn.Tanh())
 
     def forward(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
         """Displacements ``(B, ndim)`` in working voxels from fixed patches ``(B, 1, *[P] * ndim)`` and moving
