@@ -151,18 +151,22 @@ def test_tps_is_exact_at_its_points_reproduces_affine_fields_and_is_smooth_betwe
     assert difference.max() < 0.06 and difference.mean() < 0.01  # (3D's kernel r has a kink at each point)
 
 
-def test_tps_refuses_ill_posed_point_sets_and_smoothing_trades_exactness():
-    with pytest.raises(ValueError, match="at least 4 points"):
-        ThinPlateSpline.fit(torch.zeros(3, 2), torch.zeros(3, 2))
-    line = torch.stack([torch.arange(10.0), 2 * torch.arange(10.0)], dim=1)
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_tps_refuses_ill_posed_point_sets_and_smoothing_trades_exactness(ndim):
+    """Too few points or points on a line are refused; more smoothing moves the spline monotonically away from
+    noisy values towards their affine fit, never beyond it (the kernel signs keep the system definite)."""
+    with pytest.raises(ValueError, match=f"at least {ndim + 2} points"):
+        ThinPlateSpline.fit(torch.zeros(ndim + 1, ndim), torch.zeros(ndim + 1, ndim))
+    line = torch.arange(10.0)[:, None] * torch.arange(1.0, ndim + 1)
     with pytest.raises(ValueError, match="line or plane"):
-        ThinPlateSpline.fit(line, torch.zeros(10, 2))
+        ThinPlateSpline.fit(line, torch.zeros(10, ndim))
     rng = np.random.default_rng(4)
-    points = torch.from_numpy(rng.uniform(0, 20, size=(40, 2))).float()
-    noisy = torch.from_numpy(rng.normal(size=(40, 2))).float()
-    smoothed = ThinPlateSpline.fit(points, noisy, smoothing=1.0)
-    residual = (smoothed(points) - noisy).abs().mean()
-    assert 0.05 < residual < noisy.abs().mean()
+    points = torch.from_numpy(rng.uniform(0, 20, size=(60, ndim))).float()
+    noisy = torch.from_numpy(rng.normal(size=(60, ndim))).float()
+    residuals = [float((ThinPlateSpline.fit(points, noisy, smoothing=value)(points) - noisy).abs().mean())
+                 for value in (0.0, 0.01, 0.1, 1.0, 100.0)]
+    assert residuals[0] < 1e-3 and all(a < b for a, b in zip(residuals, residuals[1:]))
+    assert residuals[-1] < noisy.abs().mean()
 
 
 def test_composition_of_pull_fields():

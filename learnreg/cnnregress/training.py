@@ -129,7 +129,7 @@ class RegressionObjective(nn.Module):
 
 
 #: thin-plate-spline smoothing values tried on the validation pairs after training
-SMOOTHING_CANDIDATES = (0.0, 0.01, 0.03, 0.1, 0.3, 1.0)
+SMOOTHING_CANDIDATES = (0.0, 0.01, 0.03, 0.1)
 
 
 def validation_scores(network: CNNRegressNetwork, pairs: list[PairBatch], density: float,
