@@ -192,4 +192,16 @@ class SavedNetwork(ABC):
         return model
 
 
+    @classmethod
+    def chosen(cls, weights: str, shipped: Path, ndim: int, what: str, fix: str) -> "SavedNetwork":
+        """What a registrar runs: the weights file it was given (``weights``, a path) or else the ``shipped``
+        weights for its images' dimension (:meth:`for_images`). No shipped file is an :class:`InputError`
+        naming ``what`` was looked for and the ``fix``."""
+        if weights:
+            return cls.for_images(Path(weights), ndim)
+        if not shipped.is_file():
+            raise InputError(f"no shipped {ndim}D {what} ({shipped.name}); {fix}")
+        return cls.for_images(shipped, ndim)
+
+
 _LOADED: dict[tuple, SavedNetwork] = {}

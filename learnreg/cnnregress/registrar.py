@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -89,11 +88,9 @@ class CNNRegressRegistrar(Registrar):
             + 16 * moving.grid.num_voxels
 
     def model_for(self, ndim: int) -> CNNRegressModel:
-        path = Path(self.options.weights) if self.options.weights else shipped_weights(ndim)
-        if not self.options.weights and not path.is_file():
-            raise InputError(f"no shipped {ndim}D CNNRegress weights ({path.name}); train them with 'learnreg train "
-                             f"cnnregress --config Resources/Models/cnnregress_{ndim}d.toml' or pass weights=FILE")
-        return CNNRegressModel.for_images(path, ndim)
+        return CNNRegressModel.chosen(self.options.weights, shipped_weights(ndim), ndim, "CNNRegress weights",
+                                      f"train them with 'learnreg train cnnregress --config "
+                                      f"Resources/Models/cnnregress_{ndim}d.toml' or pass weights=FILE")
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()

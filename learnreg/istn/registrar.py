@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -77,11 +76,9 @@ class ISTNRegistrar(Registrar):
 
     def model_for(self, ndim: int) -> ISTNModel:
         o = self.options
-        path = Path(o.weights) if o.weights else shipped_weights(ndim, o.transformation, o.variant)
-        if not o.weights and not path.is_file():
-            raise InputError(f"no shipped {ndim}D ISTN weights for transformation={o.transformation} and "
-                             f"variant={o.variant} ({path.name}); choose another pair or pass weights=FILE")
-        return ISTNModel.for_images(path, ndim)
+        return ISTNModel.chosen(o.weights, shipped_weights(ndim, o.transformation, o.variant), ndim,
+                                f"ISTN weights for transformation={o.transformation} and variant={o.variant}",
+                                "choose another pair or pass weights=FILE")
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -72,8 +71,9 @@ class R2N2Registrar(Registrar):
         return fixed.grid.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.grid.num_voxels
 
     def model_for(self, ndim: int) -> R2N2Model:
-        path = Path(self.options.weights) if self.options.weights else shipped_weights(ndim)
-        return R2N2Model.for_images(path, ndim)
+        return R2N2Model.chosen(self.options.weights, shipped_weights(ndim), ndim, "R2N2 weights",
+                                f"train them with 'learnreg train r2n2 --config Resources/Models/r2n2_{ndim}d.toml' "
+                                "or pass weights=FILE")
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()
