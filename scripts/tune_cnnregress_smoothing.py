@@ -15,7 +15,7 @@ import sys
 import torch
 
 from learnreg.cnnregress.model import CNNRegressModel
-from learnreg.cnnregress.training import SECTIONS, smoothing_card, validation_setup
+from learnreg.cnnregress.training import SECTIONS, choose_smoothing, validation_setup
 from learnreg.model_files import load_model_file
 from learnreg.training.config import read_sections
 
@@ -28,7 +28,7 @@ def main(config_path: str) -> None:
     model = CNNRegressModel.from_payload(payload, card)
     torch.set_num_threads(sections["training"].threads or torch.get_num_threads())
     _, _, pairs = validation_setup(sections["data"], model.config, sections["pairs"], sections["training"], "cpu")
-    chosen, entry = smoothing_card(model.network, pairs, sections["sampling"])
+    chosen, entry = choose_smoothing(model.network, pairs, sections["sampling"].validation_density)
     model.tps_smoothing = chosen
     kept = {k: v for k, v in card.items() if k not in ("format_version", "weights_file", "sha256", "method")}
     model.save(weights, {**kept, "tps_smoothing": entry})

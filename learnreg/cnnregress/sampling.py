@@ -28,6 +28,8 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
+from learnreg.field import spatial_gradient
+
 #: fewest active points: the thin-plate spline needs more points than its affine part's ``ndim + 1``
 MIN_POINTS = 32
 #: most active points: the spline's dense solve costs ``O(N^3)`` time and ``O(N^2)`` memory
@@ -54,10 +56,9 @@ def _smooth(images: torch.Tensor) -> torch.Tensor:
 def importance(images: torch.Tensor) -> torch.Tensor:
     """``I(u)``: gradient magnitude (central differences, per voxel) of the smoothed images, plus a floor of
     :data:`IMPORTANCE_FLOOR` times its mean; ``(B, *spatial)``."""
-    smooth = _smooth(images.float())[:, 0]
-    nd = smooth.dim() - 1
-    gradients = torch.gradient(smooth, dim=tuple(range(1, nd + 1)))
-    magnitude = torch.sqrt(sum(g * g for g in gradients))
+    nd = images.dim() - 2
+    gradients = spatial_gradient(_smooth(images.float()), (1.0,) * nd)
+    magnitude = torch.sqrt(sum(g * g for g in gradients))[:, 0]
     floor = IMPORTANCE_FLOOR * magnitude.flatten(1).mean(1).clamp_min(1e-12)
     return magnitude + floor.view(-1, *[1] * nd)
 
@@ -69,6 +70,13 @@ def index_positions(flat: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tenso
         positions.append(flat % n)
         flat = flat // n
     return torch.stack(positions, dim=1)
+
+
+def flat_index(positions: torch.Tensor, spatial: tuple[int, ...]) -> torch.Tensor:
+    """Voxel indices ``(..., ndim)`` in axis order ``(i, j[, k])`` -> flat voxel numbers of a tensor of shape
+    ``spatial`` (the inverse of :func:`index_positions`; linear, so offsets may be negative)."""
+    strides = torch.tensor([math.prod(spatial[d + 1:]) for d in range(len(spatial))], device=positions.device)
+    return (positions.flip(-1) * strides).sum(-1)
 
 
 def point_count(density: float, num_voxels: int) -> tuple[int, str]:
@@ -169,18 +177,14 @@ class PatchCutter:
         """Patches ``(N, 1, *[size] * ndim)`` of ``prepared`` images ``(B, 1, *padded)``: patch ``n`` from image
         ``images[n]``, centred on voxel ``positions[n]`` (index of the unpadded image, axis order)."""
         nd = positions.shape[1]
-        spatial = prepared.shape[2:]
-        strides = torch.tensor([math.prod(spatial[d + 1:]) for d in range(nd)], device=prepared.device)
-        steps = torch.arange(size, device=prepared.device) - size // 2
-        offsets = torch.zeros((size,) * nd, dtype=torch.long, device=prepared.device)
-        for d in range(nd):  # tensor dimension order (k, j, i)
-            view = [1] * nd
-            view[d] = size
-            offsets = offsets + (steps * strides[d]).view(view)
-        centres = ((positions.flip(-1) + self.half) * strides).sum(-1)  # flat index in the padded image
-        index = centres.unsqueeze(1) + offsets.flatten().unsqueeze(0)
+        spatial = tuple(prepared.shape[2:])
+        window = (size,) * nd
+        steps = index_positions(torch.arange(size ** nd, device=prepared.device), window) - size // 2
+        offsets = flat_index(steps, spatial)  # in the patch's flattening order
+        centres = flat_index(positions + self.half, spatial)  # in the padded image
+        index = centres.unsqueeze(1) + offsets.unsqueeze(0)
         values = prepared.flatten(1)[images.unsqueeze(1), index]
-        return values.view(positions.shape[0], 1, *(size,) * nd)
+        return values.view(positions.shape[0], 1, *window)
 
     def pairs(self, fixed: torch.Tensor, moving: torch.Tensor, images: torch.Tensor,
               positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

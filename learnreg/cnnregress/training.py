@@ -36,8 +36,8 @@ from torch import nn
 
 from learnreg.cnnregress.model import CNNRegressModel, cutter_for, register_on_working_grid
 from learnreg.cnnregress.network import CNNRegressConfig, CNNRegressNetwork
-from learnreg.cnnregress.sampling import active_points, equalised_probabilities, importance, point_count, \
-    sample_points
+from learnreg.cnnregress.sampling import active_points, equalised_probabilities, flat_index, importance, \
+    point_count, sample_points
 from learnreg.errors import InputError
 from learnreg.training.image_bank import DataSettings, ImageBank
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
@@ -95,11 +95,7 @@ def sampling_probabilities(pairs: PairBatch, tau: float, settings: SamplingSetti
 def gather_vectors(field: torch.Tensor, images: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
     """The vectors of ``field`` ``(B, ndim, *spatial)`` of image ``images[n]`` at voxel ``positions[n]`` (axis
     order): ``(N, ndim)``."""
-    nd = field.shape[1]
-    spatial = field.shape[2:]
-    strides = torch.tensor([int(np.prod(spatial[d + 1:])) for d in range(nd)], device=field.device)
-    flat = (positions.flip(-1) * strides).sum(-1)
-    return field.flatten(2)[images, :, flat]
+    return field.flatten(2)[images, :, flat_index(positions, tuple(field.shape[2:]))]
 
 
 def patch_batch(pairs: PairBatch, config: CNNRegressConfig, settings: SamplingSettings,
@@ -157,12 +153,14 @@ def validation_scores(network: CNNRegressNetwork, pairs: list[PairBatch], densit
 
 def choose_smoothing(network: CNNRegressNetwork, pairs: list[PairBatch], density: float) -> tuple[float, dict]:
     """The thin-plate-spline smoothing of :data:`SMOOTHING_CANDIDATES` with the lowest validation field error
-    (two iterations), and the error of each: the network's predictions are noisy, and an exact spline
-    passes that noise on to the field."""
+    (two iterations), and its model-card entry with the error of each: the network's predictions are noisy,
+    and an exact spline passes that noise on to the field."""
     with torch.no_grad():
         errors = {value: validation_scores(network.eval(), pairs, density, value)["val_field_error"]
                   for value in SMOOTHING_CANDIDATES}
-    return min(errors, key=errors.get), {str(k): round(v, 5) for k, v in errors.items()}
+    chosen = min(errors, key=errors.get)
+    return chosen, {"chosen": chosen,
+                    "validation_field_error_by_smoothing": {str(k): round(v, 5) for k, v in errors.items()}}
 
 
 def validation_setup(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings,
@@ -172,12 +170,6 @@ def validation_setup(data: DataSettings, config: CNNRegressConfig, pair_s: PairS
     grid = training_grid(config.ndim, config.working_size)
     return train_bank, val_bank, validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed,
                                                   device)
-
-
-def smoothing_card(network: CNNRegressNetwork, pairs: list[PairBatch], sampling: "SamplingSettings") -> tuple[float, dict]:
-    """:func:`choose_smoothing` and its model-card entry."""
-    chosen, errors = choose_smoothing(network, pairs, sampling.validation_density)
-    return chosen, {"chosen": chosen, "validation_field_error_by_smoothing": errors}
 
 
 def displacement_histograms(bank: ImageBank, config: CNNRegressConfig, pair_s: PairSettings,
@@ -249,7 +241,7 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
     objective.load_state_dict(record.best_state)
     histograms = displacement_histograms(train_bank, config, pair_s, sampling)
     plot_histograms(histograms, config.max_displacement, Path(output.folder) / "sampling.png")
-    smoothing, smoothing_entry = smoothing_card(network, val_pairs, sampling)
+    smoothing, smoothing_entry = choose_smoothing(network, val_pairs, sampling.validation_density)
     model = CNNRegressModel(network.cpu(), smoothing)
     card = {
         "title": f"CNNRegress {nd}D",
