@@ -200,10 +200,35 @@ def _cli(*args, cwd=None, launcher=()):
                           cwd=cwd, env=env, timeout=300)
 
 
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_greedy_step_target_is_the_largest_foreground_residual(ndim):
+    """A strong residual bump outside the foreground is ignored; the weaker one inside is the target, with
+    its box-averaged residual (a constant residual patch of 5 voxels averages to itself)."""
+    from learnreg.r2n2.training import greedy_step_target
+
+    grid = Grid.make((12,) * ndim + (1,) * (3 - ndim), (2.0,) * 3)
+    coordinates = axis_coordinate_tensor(grid)
+    residual = torch.zeros(1, ndim, *[12] * ndim)
+    foreground = torch.zeros(1, 1, *[12] * ndim)
+    foreground[(0, 0) + (slice(0, 8),) * ndim] = 1
+    inside = (slice(2, 7),) * ndim  # centre voxel 4 on every axis
+    outside = (slice(9, 12),) * ndim
+    residual[(0, 0) + inside] = 1.5
+    residual[(0, 1) + inside] = -0.5
+    residual[(0, 0) + outside] = 9.0
+    centre, weight = greedy_step_target(residual, foreground, coordinates)
+    assert torch.allclose(centre, torch.full((1, ndim), 8.0))  # voxel 4 at 2 mm
+    assert torch.allclose(weight[0, :2], torch.tensor([1.5, -0.5]))
+
+
 def test_training_writes_log_curve_weights_and_resumes(tmp_path):
+    """Also: the supervised terms run, and the cosine learning-rate decay goes on where it was on resume."""
     from learnreg.r2n2.training import train_r2n2
+    from learnreg.training.trainer import TrainingSettings
 
     config = _tiny_config(tmp_path)
+    config.write_text(config.read_text().replace("[training]\n", "[loss]\nfield_weight = 10.0\nstep_target_weight = 1.0\n"
+                                                 "[training]\nlearning_rate = 1e-3\nfinal_learning_rate = 1e-4\n"))
     card = train_r2n2(config, steps=2)
     run = tmp_path / "run"
     assert (run / "checkpoint.pt").is_file() and (run / "loss.png").stat().st_size > 1000
@@ -214,6 +239,11 @@ def test_training_writes_log_curve_weights_and_resumes(tmp_path):
     card = train_r2n2(config)  # resumes at iteration 3
     second = torch.load(run / "checkpoint.pt", weights_only=True)
     assert second["iteration"] == 4 and [r["iteration"] for r in second["rows"]] == [1, 2, 3, 4]
+    first_run, resumed = (TrainingSettings(steps=n, learning_rate=1e-3, final_learning_rate=1e-4) for n in (2, 4))
+    expected = [first_run.learning_rate_at(1), first_run.learning_rate_at(2), *map(resumed.learning_rate_at, (3, 4))]
+    assert [r["learning_rate"] for r in second["rows"]] == pytest.approx(expected)
+    assert expected[0] == 1e-3 and expected[1] == expected[3] == pytest.approx(1e-4) and 1e-4 < expected[2] < 1e-3
+    assert all(r["final_centre_miss"] >= 0 and r["final_field_error"] >= 0 for r in second["rows"])
     assert card["training"]["iterations"] == 4 and card["validation"]["best"]["iteration"] in (2, 4)
     model = R2N2Model.load(tmp_path / "out" / "model.pt")
     assert model.working_size == 16 and model.sequence_length == 3

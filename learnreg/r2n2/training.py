@@ -29,11 +29,12 @@ from learnreg.image import Grid
 from learnreg.losses.image import MSE
 from learnreg.losses.regularisers import TotalVariation
 from learnreg.r2n2.model import R2N2Model, run_sequence
-from learnreg.working import zscore
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
 from learnreg.training.image_bank import DataSettings
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
 from learnreg.training.trainer import OutputSettings, TrainingSettings, method_trainer, train, training_card
+from learnreg.warp import axis_coordinate_tensor
+from learnreg.working import zscore
 
 
 @dataclass(frozen=True)
@@ -66,18 +67,41 @@ class LossSettings:
             between the accumulated field and the pair's known synthetic field, in the working grid's
             normalised units. 0 (the default) trains as the paper does, unsupervised; a positive weight
             speeds up short trainings (the shipped models' cards say which they used).
+        step_target_weight: weight of another supervised term the paper does not have: each step's centre
+            and weight are pulled towards a greedy target (:func:`greedy_step_target`), the foreground spot
+            where the known field still differs most from the accumulated one and that difference. It
+            teaches the position network where to look long before the image loss alone does. 0 (default):
+            off.
     """
 
     tv_weight: float = 1.0
     field_weight: float = 0.0
+    step_target_weight: float = 0.0
 
     def validate(self) -> None:
-        if self.tv_weight < 0 or self.field_weight < 0:
+        if min(self.tv_weight, self.field_weight, self.step_target_weight) < 0:
             raise InputError("loss weights must be >= 0")
 
 
 SECTIONS = {"data": DataSettings, "model": ModelSettings, "pairs": PairSettings, "loss": LossSettings,
             "training": TrainingSettings, "output": OutputSettings}
+
+
+def greedy_step_target(residual: torch.Tensor, foreground: torch.Tensor, coordinates: torch.Tensor):
+    """Where one more Gaussian helps most, for a batch: ``(centre, weight)``, each ``(B, ndim)`` in mm.
+
+    The centre is the foreground voxel where the residual displacement ``residual`` ``(B, ndim, *spatial)``
+    (known field minus the accumulated one, mm) is longest after a 5-voxel box average, and the weight is
+    that averaged residual there. ``foreground`` ``(B, 1, *spatial)`` is 1 where the fixed image has
+    tissue; ``coordinates`` ``(ndim, *spatial)`` the voxel positions in mm.
+    """
+    pool = torch.nn.functional.avg_pool2d if residual.dim() == 4 else torch.nn.functional.avg_pool3d
+    averaged = pool(residual, 5, stride=1, padding=2, count_include_pad=False)
+    length = averaged.norm(dim=1, keepdim=True) * foreground
+    index = length.flatten(1).argmax(1)  # (B,)
+    centre = coordinates.flatten(1)[:, index].T
+    weight = averaged.flatten(2).gather(2, index.view(-1, 1, 1).expand(-1, residual.shape[1], 1))[..., 0]
+    return centre, weight
 
 
 class SequenceObjective(torch.nn.Module):
@@ -92,11 +116,20 @@ class SequenceObjective(torch.nn.Module):
         self.half_extent = float(grid.extent_mm[0]) / 2
         self.mse = MSE()
         self.tv = TotalVariation()
+        self.register_buffer("coordinates", axis_coordinate_tensor(grid), persistent=False)
 
     def forward(self, batch: PairBatch):
         fixed, moving = zscore(batch.fixed), zscore(batch.moving)
+        foreground = (batch.fixed > 0.1).float()
         total, stats = 0.0, {}
         for step in run_sequence(self.network, fixed, moving, self.grid, self.length):
+            if self.weights.step_target_weight:
+                before = (step.field - step.displacement).detach()
+                centre, weight = greedy_step_target(batch.true_field - before, foreground, self.coordinates)
+                largest_step = self.network.config.max_weight * self.half_extent
+                stats["final_centre_miss"] = (((step.gaussian.centre - centre) / self.half_extent) ** 2).sum(1).mean()
+                stats["final_weight_miss"] = (((step.gaussian.weight - weight) / largest_step) ** 2).sum(1).mean()
+                total = total + self.weights.step_target_weight * (stats["final_centre_miss"] + stats["final_weight_miss"])
             stats["final_mse"] = self.mse(fixed, step.warped, step.inside)
             stats["final_tv"] = self.tv(step.field, self.grid.axis_spacing)
             total = total + stats["final_mse"] + self.weights.tv_weight * stats["final_tv"]

@@ -1,8 +1,8 @@
 """The training loop every learnreg network shares: optimiser, checkpoints that resume, logs, data parallelism.
 
 A method supplies an *objective* (a module whose ``forward(batch)`` returns the loss and a dict of named
-floats), a batch source and a validation function; :func:`train` runs Adam with AMSGrad and gradient-norm
-clipping, writes ``log.csv`` (one row per logged iteration), ``loss.png`` and ``checkpoint.pt`` into the
+floats), a batch source and a validation function; :func:`train` runs Adam with AMSGrad, gradient-norm
+clipping and an optional cosine decay of the learning rate, writes ``log.csv`` (one row per logged iteration), ``loss.png`` and ``checkpoint.pt`` into the
 output folder, and keeps the parameters that scored best on validation.
 
 Data parallel: started under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains on its own batches
@@ -38,7 +38,9 @@ class TrainingSettings:
     Attributes:
         steps: optimiser steps (iterations) in all.
         batch_size: pairs per iteration and process.
-        learning_rate: Adam (AMSGrad) learning rate.
+        learning_rate: Adam (AMSGrad) learning rate at the first iteration.
+        final_learning_rate: learning rate at the last iteration, reached by a cosine decay (default: none,
+            the learning rate stays constant). It depends only on the iteration, so a resumed run follows it.
         grad_clip: largest gradient norm.
         log_every, validate_every, checkpoint_every: iteration intervals.
         validation_pairs: fixed validation pairs drawn from the held-out images.
@@ -50,6 +52,7 @@ class TrainingSettings:
     steps: int = 2000
     batch_size: int = 8
     learning_rate: float = 1e-4
+    final_learning_rate: Optional[float] = None
     grad_clip: float = 1.0
     log_every: int = 10
     validate_every: int = 100
@@ -65,6 +68,16 @@ class TrainingSettings:
                 raise InputError(f"{name} must be at least 1")
         if self.learning_rate <= 0 or self.grad_clip <= 0:
             raise InputError("learning_rate and grad_clip must be positive")
+        if self.final_learning_rate is not None and not 0 < self.final_learning_rate <= self.learning_rate:
+            raise InputError("final_learning_rate must be positive and at most learning_rate")
+
+    def learning_rate_at(self, iteration: int) -> float:
+        """The learning rate of ``iteration`` (1 to ``steps``)."""
+        if self.final_learning_rate is None or self.steps == 1:
+            return self.learning_rate
+        progress = (iteration - 1) / (self.steps - 1)
+        low, high = self.final_learning_rate, self.learning_rate
+        return float(low + 0.5 * (high - low) * (1 + np.cos(np.pi * progress)))
 
 
 @dataclass
@@ -199,6 +212,8 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
     t_last = time.perf_counter()
     for iteration in range(start + 1, settings.steps + 1):
         rng = np.random.default_rng([settings.seed, context.rank, iteration])
+        for group in optimiser.param_groups:
+            group["lr"] = settings.learning_rate_at(iteration)
         model.train()
         loss, stats = model(next_batch(rng))
         optimiser.zero_grad(set_to_none=True)
@@ -213,6 +228,7 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
         row = None
         if iteration % settings.log_every == 0 or iteration == settings.steps:
             row = {"iteration": iteration, "loss": float(loss.detach()), "grad_norm": float(grad_norm),
+                   "learning_rate": optimiser.param_groups[0]["lr"],
                    "wall_time_s": round(elapsed, 2), **{k: float(v) for k, v in stats.items()}}
         if iteration % settings.validate_every == 0 or iteration == settings.steps:
             objective.eval()
