@@ -81,16 +81,18 @@ def ants_available() -> bool:
     return PEERS_PYTHON.is_file()
 
 
-def ants_syn(fixed: Image, moving: Image, threads: int = 2):
-    """ANTs SyN (deformable only; CC metric, 100/70/50 iterations) through antspyx in the peers' environment
-    (benchmarks/ants_worker.py); 3D images only. Returns the field, its parameter count and the registration's
-    own wall time (without starting the process and importing ANTs)."""
+def ants_syn(fixed: Image, moving: Image, threads: int = 2, with_affine: bool = False):
+    """ANTs SyN (CC metric, 100/70/50 iterations; deformable only, or after an affine stage with
+    ``with_affine``) through antspyx in the peers' environment (benchmarks/ants_worker.py); 3D images only.
+    Returns the field (the stages composed), its parameter count and the registration's own wall time
+    (without starting the process and importing ANTs)."""
     with tempfile.TemporaryDirectory() as folder:
         paths = [Path(folder) / name for name in ("fixed.nii.gz", "moving.nii.gz", "field.nii.gz")]
         for image, path in zip((fixed, moving), paths):
             save_image(image.with_array(normalise_percentile(image.array)), path)
         env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads)}
-        done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("ants_worker.py")), *map(str, paths)],
+        done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("ants_worker.py")), *map(str, paths),
+                               "SyN" if with_affine else "SyNOnly"],
                               capture_output=True, text=True, env=env, check=True)
         seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
         field = load_field(paths[2], reference=fixed.grid)
