@@ -38,9 +38,10 @@ def benchmark_summary(card: dict) -> dict:
     rows, environment = _rows(card["method"])
     if card["method"] == "istn":
         keys = ("dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
-        shown = {f"{model['transformation']}: {m}" for m in ("identity", model["variant"], f"{model['variant']} refined",
-                                                            "structures direct", "sitk_bspline")}
-        rows = [r for r in rows if r["method"] in shown and model["ndim"] == 2]  # the ISTN benchmark is 2D
+        group = f"{model['transformation']} {model['ndim']}D"
+        shown = {f"{group}: {m}" for m in ("identity", model["variant"], f"{model['variant']} refined",
+                                           "structures direct", "sitk_bspline", "ants_syn")}
+        rows = [r for r in rows if r["method"] in shown]
     elif card["method"] == "cnnregress":
         keys = ("tre_mean", "dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
         # the CNNRegress benchmark is 3D; its synthetic cases have landmarks (TRE) as well as labels
@@ -64,16 +65,17 @@ def r2n2_parts(card: dict) -> dict:
                   f"{model['sequence_length']} steps per registration in training (the default at inference); each "
                   f"step adds one Gaussian ({7 if model['ndim'] == 2 else 12} transformation parameters)."],
         "loss": f"loss = mean over steps of masked MSE + {t['loss']['tv_weight']} x isotropic TV (+ "
-                f"{t['loss']['field_weight']} x supervised field error); recurrent-weight noise "
-                f"{model['recurrent_noise']}",
+                f"{t['loss']['field_weight']} x supervised field error + {t['loss'].get('step_target_weight', 0)} x "
+                f"greedy step-target error, neither in the paper); recurrent-weight noise {model['recurrent_noise']}",
         "kept": "the lowest validation TRE",
         "validation": ["## Validation (held-out images; TRE = mean endpoint error over the foreground, mm)", "",
                        f"- Before registration {best['val_tre_before_mm']:.3f} mm, after {best['val_tre_mm']:.3f} "
                        f"mm; folding {best['val_folding_percent']:.3f} % of voxels."],
         "columns": [("TRE before", "tre_before_mean", 2), ("mean TRE", "tre_mean", 2), ("p95 TRE", "tre_p95", 2)],
         "use": "`learnreg register --method r2n2 ...`, or the R2Register module in Slicer; `-o weights=FILE` picks "
-               "other weights. Limits: trained on T1 brain MRI with synthetic smooth deformations of up to 6 % of "
-               "the field of view; other anatomy, modalities or larger motion are outside what it has seen.",
+               "other weights. Limits: trained on T1 brain MRI with synthetic smooth deformations of up to "
+               f"{100 * card['data']['pairs']['max_displacement']:.0f} % of the field of view; other anatomy, "
+               "modalities or larger motion are outside what it has seen.",
     }
 
 
@@ -102,7 +104,8 @@ def istn_parts(card: dict) -> dict:
         "columns": [("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
         "use": f"`learnreg register --method istn -o transformation={model['transformation']} -o "
                f"variant={model['variant']} ...`, or the ISTNRegister module in Slicer; `-o refine_steps=N` sets "
-               "the test-time refinement (default 50). Limits: trained on 2D slices of one T1 brain (Colin27) with "
+               "the test-time refinement (default 50). Limits: trained on "
+               f"{'2D slices of ' if model['ndim'] == 2 else 'sub-volumes of '}one T1 brain (Colin27) with "
                "synthetic affine and smooth misalignments; other anatomy or modalities are outside what it has seen.",
     }
 
@@ -165,7 +168,8 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
              "`insighttoolkit5-examples` (Apache-2.0); `scripts/get_training_data.sh` unpacks them.", "",
              "## Training", "",
              f"- {t['iterations']} iterations x batch {t['batch_size']} x {t['processes']} process(es); Adam (AMSGrad) "
-             f"lr {t['learning_rate']}, gradient clip {t['grad_clip']}; {parts['loss']}.",
+             f"lr {t['learning_rate']}" + (f" (cosine decay to {t['final_learning_rate']})" if t.get("final_learning_rate")
+                                          else "") + f", gradient clip {t['grad_clip']}; {parts['loss']}.",
              f"- Wall time {t['wall_time_s'] / 60:.1f} min on {t['hardware']} (torch {t['torch']}).",
              f"- Kept: {parts['kept']}, iteration {best['iteration']}.", "", *parts["validation"], ""]
     if has_curve:

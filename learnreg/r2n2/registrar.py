@@ -2,10 +2,12 @@
 
 The network runs on the working grid (:func:`learnreg.r2n2.model.working_grid`); each step's Gaussian is
 converted to the fixed grid's axis frame and evaluated at full resolution, so the returned field is
-exactly the sum of the reported Gaussians. The sequence ends after ``steps`` steps or, earlier, at the
-first step that lowers the image loss (masked MSE of the z-scored images on the working grid) by less
-than ``tolerance`` x the loss before the first step; a step that raises the loss is discarded. This is
-the stopping criterion the paper proposes as future work.
+exactly the sum of the reported Gaussians. The stopping criterion is the one the paper proposes as future
+work, with patience: a step *improves* when it brings the image loss (masked MSE of the z-scored images on
+the working grid) at least ``tolerance`` x the initial loss below the best loss so far; the sequence ends
+after ``steps`` steps or after ``patience`` steps in a row that do not improve, and the result is the
+sequence up to its best step (later steps are dropped). A trained network may take a step that costs a
+little image loss and then one that gains more, which a stop at the first such step would cut off.
 """
 
 from __future__ import annotations
@@ -38,19 +40,23 @@ class R2N2Options:
         weights: weights file (``.pt`` with its ``.card.json``); empty = the shipped weights for the image's
             dimension (``Resources/Models/r2n2_2d.pt`` or ``r2n2_3d.pt``).
         steps: most steps (Gaussians); 0 = the sequence length the weights were trained with.
-        tolerance: stop at the first step that improves the image loss by less than this fraction of the
-            initial loss (0 = run all steps unless a step makes the loss worse).
+        tolerance: a step improves when it lowers the best image loss so far by at least this fraction of
+            the initial loss (0: when it does not make it worse).
+        patience: stop after this many steps in a row that do not improve; the result ends at the best step.
     """
 
     weights: str = ""
     steps: int = 0
     tolerance: float = 0.002
+    patience: int = 3
 
     def validate(self) -> None:
         if not 0 <= self.steps <= 500:
             raise InputError(f"steps={self.steps} must be between 0 (the trained length) and 500")
         if not 0 <= self.tolerance < 1:
             raise InputError(f"tolerance={self.tolerance} must be at least 0 and below 1 (a fraction of the loss)")
+        if not 1 <= self.patience <= 100:
+            raise InputError(f"patience={self.patience} must be between 1 and 100 steps")
 
 
 @register_method
@@ -93,28 +99,33 @@ class R2N2Registrar(Registrar):
         image_loss = MSE()
         identity, inside = Warper(work, work).to(device)(moving_w, None, return_mask=True)
         initial = float(image_loss(fixed_w, identity, inside))  # through the warp, as every step's loss
-        previous = initial
+        best, misses = initial, 0
         field = torch.zeros(1, fixed.ndim, *fixed.grid.spatial_shape, device=device)
-        records, losses = [], []
+        kept_field, records, pending = field, [], []
         t_setup = time.perf_counter()
         with torch.no_grad():
             for step in run_sequence(network, fixed_w, moving_w, work, steps):
                 loss = float(image_loss(fixed_w, step.warped, step.inside))
-                if loss > previous:
-                    break
                 g = step.gaussian
                 centre = g.centre + offset
                 displacement = gaussian_displacement(coordinates, centre, g.widths, g.angles, g.weight)
                 field = field + displacement
                 parameters = GaussianParameters(*(t[0].cpu().numpy().astype(float)
                                                   for t in (centre, g.widths, g.angles, g.weight)))
-                records.append(step_record(step.index, loss, parameters, displacement, fixed.grid))
-                losses.append(loss)
+                pending.append(step_record(step.index, loss, parameters, displacement, fixed.grid))
                 progress.report((step.index + 1) / steps, f"r2n2: step {step.index + 1}/{steps}, image loss "
-                                                          f"{loss:.4f} (start {initial:.4f})")
-                if previous - loss < self.options.tolerance * initial:
+                                                          f"{loss:.4f} (best {min(best, loss):.4f}, start {initial:.4f})")
+                if loss <= best - self.options.tolerance * initial:
+                    records, pending, kept_field, best, misses = records + pending, [], field, loss, 0
+                    continue
+                misses += 1
+                if misses >= self.options.patience:
                     break
-                previous = loss
+        if pending:
+            progress.report(1.0, f"r2n2: kept {len(records)} steps (image loss {best:.4f}); the "
+                                 f"{len(pending)} after the best did not improve it")
+        field = kept_field
+        losses = [r.loss for r in records]
         return MethodOutput(field=field, parameter_count=GaussianParameters.count(fixed.ndim) * len(records),
                             steps=records, loss_history=[initial] + losses,
                             stage_times={"setup": t_setup - t0, "network": time.perf_counter() - t_setup})
