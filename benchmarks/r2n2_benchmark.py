@@ -41,6 +41,17 @@ from learnreg.warp import resample_to_grid  # noqa: E402
 
 KMEANS = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data/KmeansTest_T1UCharRaw.nii.gz"
 REFERENCE = "bspline_paper"
+#: why the targets came out as they did with the shipped 2D model (written under the targets table); measured
+#: with r2n2_2d.pt of 2026-11-21: rewrite it when the model changes
+WHY = ("Why the TRE and parameter targets are not met: the shipped 2D model was trained on this 2-core CPU for "
+       "4000 iterations (47 minutes) with 10-step sequences. Its Gaussians stay near the widest allowed (about "
+       "50 mm) and alternate in sign from step to step, so it corrects the coarse part of the misalignment (mean "
+       "TRE 5.49 -> 3.29 mm; p95 6.43 mm, no worse than the paper-setting B-spline's 6.55 mm) but not the detail "
+       "that the B-spline's 15-voxel control grid reaches (mean 2.33 mm). Its parameter count (7 per step, 3 to 10 "
+       "steps kept by the stopping rule) is 0.06 to 0.18 of the B-spline's per pair, 0.108 on average: just over "
+       "the 0.1 target, because the pairs with the most to correct run all 10 trained steps. The paper trained "
+       "for days on a GPU. R2N2's brain2d time (1.38 s) is the process's first full-size registration; the other "
+       "pairs took 0.19 to 0.39 s.")
 
 
 def _case(name: str, source: Image, seed: int) -> Case:
@@ -209,7 +220,7 @@ def main() -> None:
              "Caveat: the synthetic fields are cubic B-splines, the model class of the B-spline methods."
              + ("" if cases3d else " No 3D cases in this run: there are no shipped 3D R2N2 weights yet "
                 "(Resources/Models/README.md says why).") + "\n\n"
-             "## Targets of the R2N2 issue\n\n" + "\n".join(lines))
+             "## Targets of the R2N2 issue\n\n" + "\n".join(lines) + "\n\n" + WHY)
     write_results(rows, args.out, "r2n2", "R2N2 benchmark: held-out pairs", REFERENCE, notes)
     figure(rows, args.out / "r2n2.png")
     steps_figure(cases2d[0], args.out / "r2n2_steps.png", args.device)

@@ -171,6 +171,8 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
              f"lr {t['learning_rate']}" + (f" (cosine decay to {t['final_learning_rate']})" if t.get("final_learning_rate")
                                           else "") + f", gradient clip {t['grad_clip']}; {parts['loss']}.",
              f"- Wall time {t['wall_time_s'] / 60:.1f} min on {t['hardware']} (torch {t['torch']}).",
+             *([f"- Recipe `{name}.toml`; its header notes how these weights were made where the run departed "
+                "from it."] if (MODELS / f"{name}.toml").is_file() else []),
              f"- Kept: {parts['kept']}, iteration {best['iteration']}.", "", *parts["validation"], ""]
     if has_curve:
         lines += [f"![loss curve]({name}_loss.png)", ""]
