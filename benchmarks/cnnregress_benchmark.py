@@ -35,7 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from harness import Case, run_benchmark, write_results  # noqa: E402
+from harness import KMEANS_IMAGE, KMEANS_LABELS, KMEANS_MASK, Case, other_contrast, require, run_benchmark, \
+    write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
 from learnreg.cnnregress.model import shipped_weights  # noqa: E402
@@ -45,9 +46,6 @@ from learnreg.sample_data import sample_image  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
 from learnreg.warp import resample_to_grid  # noqa: E402
 
-DATA = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data"
-IMAGE, LABELS = DATA / "KmeansTest_T1UCharRaw.nii.gz", DATA / "KmeansTest_T1UCharRaw_tissue.nii.gz"
-MASK = DATA / "KmeansTest_T1RawSkullStrip.nii.gz"
 TISSUES = (1, 2, 3)  # CSF, grey matter, white matter
 DEFAULT = "cnnregress"
 #: why the targets came out as they did with the shipped 3D model (written under the targets table); measured
@@ -68,9 +66,8 @@ VARIANTS = {DEFAULT: {}, "cnnregress 0.3%": {"density_percent": 0.3}, "cnnregres
 
 
 def kmeans_subject() -> tuple[Image, Image]:
-    if not LABELS.is_file():
-        sys.exit(f"{LABELS} is missing: run scripts/get_training_data.sh and scripts/make_tissue_labels.py")
-    image, labels, mask = load_image(IMAGE), load_image(LABELS), load_image(MASK)
+    require(KMEANS_LABELS, "run scripts/get_training_data.sh and scripts/make_tissue_labels.py")
+    image, labels, mask = load_image(KMEANS_IMAGE), load_image(KMEANS_LABELS), load_image(KMEANS_MASK)
     brain = np.asarray(mask.array) > 0
     return (Image(np.where(brain, image.array, 0).astype(np.float32), image.grid),
             Image(np.where(np.isin(labels.array, TISSUES), labels.array, 0).astype(np.uint8), image.grid))
@@ -84,10 +81,9 @@ def synthetic_cases(count: int) -> list[Case]:
         pair = make_pair(image, seed=300 + n, rotation_degrees=2.0, scaling=0.02, translation_mm=0.01 * extent,
                          max_displacement_mm=0.04 * extent, smoothness_mm=0.22 * extent, labels=labels,
                          landmark_count=40)
-        moving = np.asarray(pair.moving.array, dtype=np.float32)
-        moving = Image((moving / max(float(moving.max()), 1e-6)) ** 1.3, pair.moving.grid)
-        cases.append(Case(f"kmeans-synthetic-{n + 1}", pair.fixed, moving, pair.fixed_landmarks.points,
-                          pair.moving_landmarks.points, pair.fixed_labels, pair.moving_labels))
+        cases.append(Case(f"kmeans-synthetic-{n + 1}", pair.fixed, other_contrast(pair.moving),
+                          pair.fixed_landmarks.points, pair.moving_landmarks.points, pair.fixed_labels,
+                          pair.moving_labels))
     return cases
 
 

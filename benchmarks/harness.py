@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,26 @@ from learnreg.registration import create_registrar
 from learnreg.warp import resample_to_grid
 
 Runner = Callable[[Image, Image], tuple[DisplacementField, int]]
+
+#: the benchmarks' held-out subject, ITK's KmeansTest T1 head (never in training or validation):
+#: scripts/get_training_data.sh unpacks it, scripts/make_tissue_labels.py writes its tissue labels
+KMEANS_DATA = Path(__file__).resolve().parents[1] / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data"
+KMEANS_IMAGE = KMEANS_DATA / "KmeansTest_T1UCharRaw.nii.gz"
+KMEANS_LABELS = KMEANS_DATA / "KmeansTest_T1UCharRaw_tissue.nii.gz"
+KMEANS_MASK = KMEANS_DATA / "KmeansTest_T1RawSkullStrip.nii.gz"
+
+
+def require(path: Path, how: str) -> None:
+    """Exit with a message naming ``path`` and ``how`` to make it when it is missing."""
+    if not path.is_file():
+        sys.exit(f"{path} is missing: {how}")
+
+
+def other_contrast(image: Image, gamma: float = 1.3) -> Image:
+    """``image`` scaled to [0, 1] and raised to ``gamma``: the moving image of a synthetic pair with a contrast
+    of its own."""
+    values = np.asarray(image.array, dtype=np.float32)
+    return Image((values / max(float(values.max()), 1e-6)) ** gamma, image.grid)
 
 
 @dataclass

@@ -31,7 +31,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from harness import Case, learnreg_runner, run_benchmark, write_results  # noqa: E402
+from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, learnreg_runner, other_contrast, require, run_benchmark, \
+    write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_bspline  # noqa: E402
 
 from learnreg.image import Image, load_image  # noqa: E402
@@ -41,8 +42,6 @@ from learnreg.registration import create_registrar  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
 from learnreg.training.image_bank import volume_slice  # noqa: E402
 
-DATA = ROOT / "training_data/usr/share/doc/insighttoolkit5-examples/examples/Data"
-IMAGE, LABELS = DATA / "KmeansTest_T1UCharRaw.nii.gz", DATA / "KmeansTest_T1UCharRaw_tissue.nii.gz"
 STRUCTURES = (2, 3)  # grey matter, white matter
 #: (array axis, index) of the held-out slices; cases are named by the axis cut (k, j, i) and index
 SLICES = ((0, 28), (0, 34), (0, 40), (1, 60), (1, 72), (2, 55), (2, 72))
@@ -74,15 +73,13 @@ def _case(name: str, image: Image, label: Image, transformation: str, seed: int)
     pair = make_pair(image, seed=seed, rotation_degrees=m["rotation_degrees"], scaling=m["scaling"],
                      translation_mm=m["translation_fraction"] * extent,
                      max_displacement_mm=m["displacement_fraction"] * extent, labels=label)
-    moving = np.asarray(pair.moving.array, dtype=np.float32)
-    moving = Image((moving / max(float(moving.max()), 1e-6)) ** 1.3, pair.moving.grid)  # another contrast
-    return Case(name, pair.fixed, moving, fixed_labels=pair.fixed_labels, moving_labels=pair.moving_labels)
+    return Case(name, pair.fixed, other_contrast(pair.moving), fixed_labels=pair.fixed_labels,
+                moving_labels=pair.moving_labels)
 
 
 def build_cases(transformation: str, ndim: int, quick: bool) -> list[Case]:
-    if not LABELS.is_file():
-        sys.exit(f"{LABELS} is missing: run scripts/get_training_data.sh and scripts/make_tissue_labels.py")
-    volume, labels = load_image(IMAGE), load_image(LABELS)
+    require(KMEANS_LABELS, "run scripts/get_training_data.sh and scripts/make_tissue_labels.py")
+    volume, labels = load_image(KMEANS_IMAGE), load_image(KMEANS_LABELS)
     keep = np.isin(np.asarray(labels.array), STRUCTURES)
     labels = Image(np.where(keep, labels.array, 0).astype(np.uint8), labels.grid)
     if ndim == 3:
