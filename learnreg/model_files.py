@@ -191,7 +191,6 @@ class SavedNetwork(ABC):
                              f"{model.ndim}D images or {ndim}D weights (leave 'weights' empty for the shipped ones)")
         return model
 
-
     @classmethod
     def chosen(cls, weights: str, shipped: Path, ndim: int, what: str, fix: str) -> "SavedNetwork":
         """What a registrar runs: the weights file it was given (``weights``, a path) or else the ``shipped``

@@ -11,9 +11,9 @@ predicted displacements, in units of ``tau``.
 Validation runs the whole inference (active points at the registrar's default density, thin-plate spline,
 two iterations) on fixed held-out pairs and scores the dense field's mean end-point error over the fixed
 image's foreground; the weights kept are those with the lowest. Then the thin-plate spline's smoothing is
-chosen on the same pairs (:func:`choose_smoothing`) and stored with the weights. The model card records the distribution of
-the training displacements with plain active-point sampling and with the equalised sampling
-(``sampling.png``).
+chosen on the same pairs (:func:`choose_smoothing`) and stored with the weights. The model card records the
+distribution of the training displacements with plain active-point sampling and with the equalised
+sampling (``sampling.png``).
 
 Sections: :class:`~learnreg.training.image_bank.DataSettings` ``[data]``,
 :class:`~learnreg.cnnregress.network.CNNRegressConfig` ``[model]``,

@@ -113,8 +113,8 @@ class R2N2Registrar(Registrar):
                 parameters = GaussianParameters(*(t[0].cpu().numpy().astype(float)
                                                   for t in (centre, g.widths, g.angles, g.weight)))
                 pending.append(step_record(step.index, loss, parameters, displacement, fixed.grid))
-                progress.report((step.index + 1) / steps, f"r2n2: step {step.index + 1}/{steps}, image loss "
-                                                          f"{loss:.4f} (best {min(best, loss):.4f}, start {initial:.4f})")
+                progress.report((step.index + 1) / steps, f"r2n2: step {step.index + 1}/{steps}, image loss {loss:.4f} "
+                                                          f"(best {min(best, loss):.4f}, start {initial:.4f})")
                 if loss <= best - self.options.tolerance * initial:
                     records, pending, kept_field, best, misses = records + pending, [], field, loss, 0
                     continue

@@ -114,22 +114,24 @@ class SequenceObjective(torch.nn.Module):
         self.length = length
         self.weights = loss
         self.half_extent = float(grid.extent_mm[0]) / 2
+        self.largest_step = network.config.max_weight * self.half_extent  # mm
         self.mse = MSE()
         self.tv = TotalVariation()
         self.register_buffer("coordinates", axis_coordinate_tensor(grid), persistent=False)
 
     def forward(self, batch: PairBatch):
         fixed, moving = zscore(batch.fixed), zscore(batch.moving)
-        foreground = (batch.fixed > 0.1).float()
+        foreground = (batch.fixed > 0.1).float() if self.weights.step_target_weight else None
         total, stats = 0.0, {}
         for step in run_sequence(self.network, fixed, moving, self.grid, self.length):
-            if self.weights.step_target_weight:
+            if foreground is not None:
                 before = (step.field - step.displacement).detach()
                 centre, weight = greedy_step_target(batch.true_field - before, foreground, self.coordinates)
-                largest_step = self.network.config.max_weight * self.half_extent
-                stats["final_centre_miss"] = (((step.gaussian.centre - centre) / self.half_extent) ** 2).sum(1).mean()
-                stats["final_weight_miss"] = (((step.gaussian.weight - weight) / largest_step) ** 2).sum(1).mean()
-                total = total + self.weights.step_target_weight * (stats["final_centre_miss"] + stats["final_weight_miss"])
+                g = step.gaussian
+                stats["final_centre_miss"] = (((g.centre - centre) / self.half_extent) ** 2).sum(1).mean()
+                stats["final_weight_miss"] = (((g.weight - weight) / self.largest_step) ** 2).sum(1).mean()
+                total = total + self.weights.step_target_weight * (stats["final_centre_miss"]
+                                                                   + stats["final_weight_miss"])
             stats["final_mse"] = self.mse(fixed, step.warped, step.inside)
             stats["final_tv"] = self.tv(step.field, self.grid.axis_spacing)
             total = total + stats["final_mse"] + self.weights.tv_weight * stats["final_tv"]

@@ -2,8 +2,9 @@
 
 A method supplies an *objective* (a module whose ``forward(batch)`` returns the loss and a dict of named
 floats), a batch source and a validation function; :func:`train` runs Adam with AMSGrad, gradient-norm
-clipping and an optional cosine decay of the learning rate, writes ``log.csv`` (one row per logged iteration), ``loss.png`` and ``checkpoint.pt`` into the
-output folder, and keeps the parameters that scored best on validation.
+clipping and an optional cosine decay of the learning rate, writes ``log.csv`` (one row per logged
+iteration), ``loss.png`` and ``checkpoint.pt`` into the output folder, and keeps the parameters that scored
+best on validation.
 
 Data parallel: started under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains on its own batches
 and the objective is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on CPU, NCCL on
