@@ -281,6 +281,30 @@ def test_training_writes_log_curve_weights_and_resumes(tmp_path):
     assert model.working_size == 16 and model.sequence_length == 3
 
 
+def test_training_starts_from_initial_weights(tmp_path):
+    """Fine-tuning: the run starts from the given weights (not the seed's), its card names them, and weights
+    of another network are refused naming what differs."""
+    from learnreg.r2n2.training import train_r2n2
+
+    config = _tiny_config(tmp_path)
+    train_r2n2(config, steps=1)
+    start = R2N2Model.load(tmp_path / "out" / "model.pt")
+    with torch.no_grad():  # a start that the seed's random initialisation does not give
+        for p in start.network.parameters():
+            p.mul_(0.5)
+    start_card = start.save(tmp_path / "start.pt", {})
+    tuned = config.with_name("tuned.toml")
+    tuned.write_text(config.read_text().replace("[training]\n", "[training]\ninitial_weights_path = \"start.pt\"\n")
+                     .replace('folder = "run"', 'folder = "tuned_run"'))
+    card = train_r2n2(tuned, steps=1, overrides=["training.learning_rate=1e-12"])
+    assert card["training"]["initial_weights"] == {"file": "start.pt", "sha256": start_card["sha256"]}
+    tuned_network = R2N2Model.load(tmp_path / "out" / "model.pt").network
+    for name, p in tuned_network.state_dict().items():
+        assert torch.allclose(p, start.network.state_dict()[name], atol=1e-6), name
+    with pytest.raises(InputError, match=r"another network \(fc_hidden differ.*set \[model\] as in their model card"):
+        train_r2n2(tuned, steps=1, overrides=["model.fc_hidden=64", "output.folder=other_run"])
+
+
 def test_training_command_line_and_config_errors(tmp_path):
     done = _cli("train", "r2n2", "--config", str(_tiny_config(tmp_path)), "--steps", "1", "--quiet", cwd=tmp_path)
     assert done.returncode == 0, done.stderr

@@ -169,6 +169,18 @@ class SavedNetwork(ABC):
         return cls.from_payload(payload, card)
 
     @classmethod
+    def copy_into(cls, path, network: torch.nn.Module) -> None:
+        """Start ``network`` from the checked weights at ``path`` (fine-tuning): an :class:`InputError` when
+        they are not this method's or their network is configured differently."""
+        saved = cls.load(path).network
+        if saved.config != network.config:
+            differ = sorted(k for k, v in saved.config.as_dict().items() if network.config.as_dict().get(k) != v)
+            raise InputError(f"weights {path} were trained with another network ({', '.join(differ)} differ from "
+                             "this configuration's [model]); set [model] as in their model card, or train from "
+                             "scratch (leave initial_weights_path empty)")
+        network.load_state_dict(saved.state_dict())
+
+    @classmethod
     def cached(cls, path) -> "SavedNetwork":
         """:meth:`load`, once per file version and process (registrars call this for every registration)."""
         path = Path(path)

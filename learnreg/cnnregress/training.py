@@ -225,6 +225,8 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
     grid = training_grid(nd, size)
     torch.manual_seed(training.seed)  # the same initial weights on every process
     network = CNNRegressNetwork(config)
+    if training.initial_weights_path:  # a checkpoint being resumed replaces these
+        CNNRegressModel.copy_into(training.initial_weights_path, network)
     objective = RegressionObjective(network)
 
     def next_batch(rng):

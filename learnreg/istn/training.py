@@ -98,6 +98,8 @@ def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings
     grid = training_grid(nd, size)
     torch.manual_seed(training.seed)  # the same initial weights on every process
     network = ISTNNetwork(config)
+    if training.initial_weights_path:  # a checkpoint being resumed replaces these
+        ISTNModel.copy_into(training.initial_weights_path, network)
     objective = ISTNObjective(network, grid, loss_s.regulariser_weight)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 

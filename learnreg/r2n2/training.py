@@ -175,6 +175,8 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
     grid = training_grid(nd, size)
     torch.manual_seed(training.seed)  # the same initial weights on every process
     network = R2N2Network(model_s.network_config())
+    if training.initial_weights_path:  # a checkpoint being resumed replaces these
+        R2N2Model.copy_into(training.initial_weights_path, network)
     objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 

@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from learnreg.device import resolve_device
 from learnreg.errors import InputError
-from learnreg.model_files import atomic_write
+from learnreg.model_files import atomic_write, file_sha256
 from learnreg.progress import ProgressCallback
 
 
@@ -48,6 +48,9 @@ class TrainingSettings:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N`` (under torchrun each process takes its local GPU).
         seed: seed of the pair generator (each process and iteration derive their own).
         threads: CPU threads for torch (0 = torch's default).
+        initial_weights_path: weights of this method to start from instead of random ones (fine-tuning, e.g. a
+            shipped model on your own images); the ``[model]`` section must match their network. Used when
+            the run starts, not when it resumes from its checkpoint.
     """
 
     steps: int = 2000
@@ -62,6 +65,7 @@ class TrainingSettings:
     device: str = "auto"
     seed: int = 0
     threads: int = 0
+    initial_weights_path: str = ""
 
     def validate(self) -> None:
         for name in ("steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "validation_pairs"):
@@ -302,9 +306,14 @@ def hardware_description(device: torch.device, world_size: int) -> str:
 
 def training_card(training: TrainingSettings, loss_settings, record: TrainingRecord, bank_seconds: float,
                   device: torch.device, context: DistributedContext, validation_key: str) -> dict:
-    """The model card's ``training`` and ``validation`` parts for a finished run."""
+    """The model card's ``training`` and ``validation`` parts for a finished run (with the name and SHA-256 of
+    the weights it started from, if any)."""
+    started_from = {}
+    if training.initial_weights_path:
+        started_from = {"initial_weights": {"file": Path(training.initial_weights_path).name,
+                                            "sha256": file_sha256(training.initial_weights_path)}}
     return {
-        "training": {**dataclasses.asdict(training), "loss": dataclasses.asdict(loss_settings),
+        "training": {**dataclasses.asdict(training), **started_from, "loss": dataclasses.asdict(loss_settings),
                      "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
                      "bank_build_s": round(bank_seconds, 1),
                      "hardware": hardware_description(device, context.world_size),
