@@ -27,7 +27,8 @@ def _optional(path: Path) -> Optional[Path]:
 
 
 def sample_pairs() -> dict[str, SamplePair]:
-    """Bundled pairs by name: ``brain2d`` and ``brain3d`` (synthetic, exact landmarks), ``ratlung2d`` (real)."""
+    """Bundled pairs by name: ``brain2d``, ``brain3d`` and ``head3d`` (synthetic, exact landmarks; ``head3d``'s
+    image is held out from every shipped model), ``ratlung2d`` (real)."""
     pairs = {}
     for folder in sorted((DATA_DIR / "pairs").iterdir()):
         pairs[folder.name] = SamplePair(

@@ -3,7 +3,8 @@
 
 Sources (see learnreg/data/SOURCES.md for licences):
   * mricron-data: Colin27 (``ch2bet.nii.gz``, brain-extracted single-subject T1, BSD-3-Clause).
-  * insighttoolkit5-examples: ``BrainT1Slice.png``, ``RatLungSlice1.mha``, ``RatLungSlice2.mha`` (Apache-2.0).
+  * insighttoolkit5-examples: ``BrainT1Slice.png``, ``RatLungSlice1.mha``, ``RatLungSlice2.mha``,
+    ``KmeansTest_T1UCharRaw.nii.gz`` (Apache-2.0).
 
 Usage:  python scripts/build_sample_data.py [--debs DIR]
 ``--debs`` names a folder holding the two ``.deb`` files; without it they are fetched with
@@ -81,10 +82,14 @@ def slice_2d(path: Path) -> sitk.Image:
     return sitk.Cast(image, sitk.sitkUInt8)
 
 
-def write_pair(name: str, pair, source_note: str) -> None:
+def write_pair(name: str, pair, source_note: str, fixed_dtype=np.float32) -> None:
+    """Write a synthetic pair; an integer ``fixed_dtype`` rounds the warped image (a smaller file)."""
     folder = OUT / "pairs" / name
     folder.mkdir(parents=True, exist_ok=True)
-    save_image(pair.fixed.with_array(np.asarray(pair.fixed.array, np.float32)), folder / "fixed.nii.gz")
+    fixed = np.asarray(pair.fixed.array)
+    if np.issubdtype(fixed_dtype, np.integer):
+        fixed = np.clip(np.rint(fixed), np.iinfo(fixed_dtype).min, np.iinfo(fixed_dtype).max)
+    save_image(pair.fixed.with_array(fixed.astype(fixed_dtype)), folder / "fixed.nii.gz")
     save_image(pair.moving, folder / "moving.nii.gz")
     write_landmarks(pair.fixed_landmarks, folder / "fixed_landmarks.mrk.json")
     write_landmarks(pair.moving_landmarks, folder / "moving_landmarks.mrk.json")
@@ -110,6 +115,7 @@ def main() -> None:
         itk = root / ITK_DATA
         brain2d = slice_2d(itk / "BrainT1Slice.png")
         sitk.WriteImage(brain2d, str(OUT / "brain_t1_slice.nii.gz"), useCompression=True)
+        head3d = sitk.Cast(sitk.ReadImage(str(itk / "KmeansTest_T1UCharRaw.nii.gz")), sitk.sitkUInt8)
         for n in (1, 2):
             sitk.WriteImage(slice_2d(itk / f"RatLungSlice{n}.mha"), str(OUT / f"rat_lung_slice{n}.nii.gz"),
                             useCompression=True)
@@ -126,6 +132,12 @@ def main() -> None:
     write_pair("brain2d", pair2d, "# brain2d\nFixed = ITK's BrainT1Slice warped by a known smooth field (seed 2, up to "
                "8 mm plus 4 degree / 4 mm affine jitter); moving = BrainT1Slice. Landmarks are exact pairs. Built by "
                "scripts/build_sample_data.py.\n")
+    pair_head = make_pair(Image.from_sitk(head3d), seed=4, max_displacement_mm=8.0, smoothness_mm=45.0,
+                          rotation_degrees=4.0, translation_mm=4.0, landmark_count=20)
+    write_pair("head3d", pair_head, "# head3d\nFixed = ITK's KmeansTest T1 head (2 x 2 x 3 mm, another person than "
+               "Colin27; no shipped model trained or validated on it) warped by a known smooth field (seed 4, up "
+               "to 8 mm plus 4 degree / 4 mm affine jitter), rounded to 8 bits; moving = the T1. Landmarks are "
+               "exact pairs. Built by scripts/build_sample_data.py.\n", fixed_dtype=np.uint8)
     print(f"sample data written to {OUT}")
 
 
