@@ -282,8 +282,8 @@ def test_training_writes_log_curve_weights_and_resumes(tmp_path):
 
 
 def test_training_starts_from_initial_weights(tmp_path):
-    """Fine-tuning: the run starts from the given weights (not the seed's), its card names them, and weights
-    of another network are refused naming what differs."""
+    """Fine-tuning: the run starts from the given weights (not the seed's), its card names them and holds
+    theirs, and weights of another network are refused naming what differs."""
     from learnreg.r2n2.training import train_r2n2
 
     config = _tiny_config(tmp_path)
@@ -297,7 +297,7 @@ def test_training_starts_from_initial_weights(tmp_path):
     tuned.write_text(config.read_text().replace("[training]\n", "[training]\ninitial_weights_path = \"start.pt\"\n")
                      .replace('folder = "run"', 'folder = "tuned_run"'))
     card = train_r2n2(tuned, steps=1, overrides=["training.learning_rate=1e-12"])
-    assert card["training"]["initial_weights"] == {"file": "start.pt", "sha256": start_card["sha256"]}
+    assert card["training"]["initial_weights"] == {"file": "start.pt", "sha256": start_card["sha256"], "card": start_card}
     tuned_network = R2N2Model.load(tmp_path / "out" / "model.pt").network
     for name, p in tuned_network.state_dict().items():
         assert torch.allclose(p, start.network.state_dict()[name], atol=1e-6), name
@@ -353,24 +353,13 @@ def _held_out_tre(result, pair) -> tuple[float, float]:
 
 
 @needs_shipped_weights(2)
-@pytest.mark.xfail(strict=True, reason="issue 4's acceptance bar, not reached yet: the CPU-trained 2D weights take "
-                                       "brain2d from 5.10 to 2.76 mm (46 %); a model that halves it turns this into "
-                                       "a pass, and strict=True then asks for this marker to go")
 def test_held_out_pair_tre_at_least_halves():
-    """brain2d's images (BrainT1Slice) were never used in training or validation."""
+    """Issue 4's acceptance bar on brain2d, whose image (BrainT1Slice) was never used in training or
+    validation: the shipped 2D weights with the registrar's defaults take it from 5.10 to 2.39 mm (7 steps),
+    without folding."""
     fixed, moving, pair = _pair()
     result = create_registrar("r2n2").register(fixed, moving)
     before, after = _held_out_tre(result, pair)
     assert after <= 0.5 * before, (before, after)
-
-
-@needs_shipped_weights(2)
-def test_shipped_2d_weights_register_the_held_out_pair():
-    """What the shipped 2D weights do on brain2d today (2.76 mm from 5.10, 10 steps, no folding), with a margin:
-    a retrained model must not fall below it unnoticed."""
-    fixed, moving, pair = _pair()
-    result = create_registrar("r2n2").register(fixed, moving)
-    before, after = _held_out_tre(result, pair)
-    assert after <= 0.6 * before, (before, after)
     assert folding(result.field)["percent_nonpositive_jacobian"] < 0.1
     assert result.parameter_count == 7 * len(result.steps) <= 7 * 50

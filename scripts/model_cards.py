@@ -2,7 +2,7 @@
 """Write the human-readable model cards (Resources/Models/<name>.md) from the machine-readable ones.
 
 For each ``<name>.card.json``: copies the training run's loss curve (``runs/<name>/loss.png``, when the run
-folder is here) to ``<name>_loss.png`` (and CNNRegress's training-displacement histograms, ``sampling.png``,
+folder is here) to ``<name>_loss.png`` (a model trained in stages: also ``runs/<name>_stage<k>/loss.png``) (and CNNRegress's training-displacement histograms, ``sampling.png``,
 to ``<name>_sampling.png``), adds the held-out benchmark rows that apply to the model from
 ``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry (the weights and their hash do not
 change), and writes ``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model, loss and metric parts.
@@ -48,7 +48,7 @@ def benchmark_summary(card: dict) -> dict:
         rows = [r for r in rows if model["ndim"] == 3 and r["case"].startswith("kmeans-synthetic")]
     else:
         keys = ("tre_before_mean", "tre_mean", "tre_p95", "percent_nonpositive_jacobian", "seconds", "parameters")
-        rows = [r for r in rows if r["case"].startswith("kmeans3d") == (model["ndim"] == 3)]
+        rows = [r for r in rows if ("3d" in r["case"]) == (model["ndim"] == 3)]  # 3D cases: head3d, kmeans3d-*
     if not rows:
         return {}
     summary = {m: {k: float(np.mean([r[k] for r in rows if r["method"] == m])) for k in keys}
@@ -152,6 +152,35 @@ def cnnregress_parts(card: dict) -> dict:
     }
 
 
+def stages(card: dict) -> list[dict]:
+    """The cards of the runs that made these weights, first run first (a run that started from saved
+    weights holds their card under ``training.initial_weights.card``)."""
+    chain = [card]
+    while "initial_weights" in chain[0]["training"]:
+        chain.insert(0, chain[0]["training"]["initial_weights"]["card"])
+    return chain
+
+
+def stage_lines(card: dict, name: str) -> list[str]:
+    """One line per earlier run of a model trained in stages, with their loss curves, and the total time."""
+    chain = stages(card)
+    if len(chain) == 1:
+        return []
+    lines = [f"- Trained in {len(chain)} stages, each starting from the previous one's weights (the lines above "
+             "are the last stage's):"]
+    for number, stage in enumerate(chain, 1):
+        t, best = stage["training"], stage["validation"]["best"]
+        key = next(k for k in best if k.startswith("val_") and not k.endswith(("before_mm", "before")))
+        lines.append(f"  - stage {number}: {t['iterations']} iterations, lr {t['learning_rate']}, pairs "
+                     f"{stage['data']['pairs']}, loss {t['loss']}; {t['wall_time_s'] / 60:.1f} min; best {key} "
+                     f"{best[key]:.3f} on its own validation pairs (iteration {best['iteration']}); weights SHA-256 `{stage['sha256'][:12]}`")
+    total = sum(stage["training"]["wall_time_s"] for stage in chain) / 60
+    lines.append(f"- Total training time {total:.1f} min. Loss curves of the earlier stages: "
+                 + ", ".join(f"![stage {n}]({name}_stage{n}_loss.png)" for n in range(1, len(chain))
+                             if (MODELS / f"{name}_stage{n}_loss.png").is_file()))
+    return lines
+
+
 def markdown(card: dict, name: str, has_curve: bool) -> str:
     parts = {"istn": istn_parts, "cnnregress": cnnregress_parts}.get(card["method"], r2n2_parts)(card)
     t, d, best = card["training"], card["data"], card["validation"]["best"]
@@ -173,7 +202,8 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
              f"- Wall time {t['wall_time_s'] / 60:.1f} min on {t['hardware']} (torch {t['torch']}).",
              *([f"- Recipe `{name}.toml`; its header notes how these weights were made where the run departed "
                 "from it."] if (MODELS / f"{name}.toml").is_file() else []),
-             f"- Kept: {parts['kept']}, iteration {best['iteration']}.", "", *parts["validation"], ""]
+             f"- Kept: {parts['kept']}, iteration {best['iteration']}.", *stage_lines(card, name), "",
+             *parts["validation"], ""]
     if has_curve:
         lines += [f"![loss curve]({name}_loss.png)", ""]
     lines += [*parts.get("figures", []), ""] if parts.get("figures") else []
@@ -194,9 +224,12 @@ def main() -> None:
     for card_file in sorted(MODELS.glob("*.card.json")):
         name = card_file.name[: -len(".card.json")]
         card = json.loads(card_file.read_text())
-        curve = ROOT / "runs" / name / "loss.png"
-        if curve.is_file():
-            shutil.copyfile(curve, MODELS / f"{name}_loss.png")
+        curves = {f"{name}_loss.png": ROOT / "runs" / name / "loss.png",
+                  **{f"{name}_stage{n}_loss.png": ROOT / "runs" / f"{name}_stage{n}" / "loss.png"
+                     for n in range(1, len(stages(card)))}}
+        for target, curve in curves.items():
+            if curve.is_file():
+                shutil.copyfile(curve, MODELS / target)
         sampling = ROOT / "runs" / name / "sampling.png"
         if sampling.is_file():
             shutil.copyfile(sampling, MODELS / f"{name}_sampling.png")

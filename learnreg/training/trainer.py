@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from learnreg.device import resolve_device
 from learnreg.errors import InputError
-from learnreg.model_files import atomic_write, file_sha256
+from learnreg.model_files import atomic_write, file_sha256, read_card
 from learnreg.progress import ProgressCallback
 
 
@@ -306,12 +306,13 @@ def hardware_description(device: torch.device, world_size: int) -> str:
 
 def training_card(training: TrainingSettings, loss_settings, record: TrainingRecord, bank_seconds: float,
                   device: torch.device, context: DistributedContext, validation_key: str) -> dict:
-    """The model card's ``training`` and ``validation`` parts for a finished run (with the name and SHA-256 of
-    the weights it started from, if any)."""
+    """The model card's ``training`` and ``validation`` parts for a finished run. A run that started from
+    saved weights records their file name, SHA-256 and their own card (so a card holds every stage)."""
     started_from = {}
     if training.initial_weights_path:
         started_from = {"initial_weights": {"file": Path(training.initial_weights_path).name,
-                                            "sha256": file_sha256(training.initial_weights_path)}}
+                                            "sha256": file_sha256(training.initial_weights_path),
+                                            "card": read_card(training.initial_weights_path)}}
     return {
         "training": {**dataclasses.asdict(training), **started_from, "loss": dataclasses.asdict(loss_settings),
                      "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
