@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from learnreg.device import resolve_device
 from learnreg.errors import InputError
-from learnreg.model_files import atomic_write, file_sha256, read_card
+from learnreg.model_files import atomic_write, read_card
 from learnreg.progress import ProgressCallback
 
 
@@ -309,10 +309,10 @@ def training_card(training: TrainingSettings, loss_settings, record: TrainingRec
     """The model card's ``training`` and ``validation`` parts for a finished run. A run that started from
     saved weights records their file name, SHA-256 and their own card (so a card holds every stage)."""
     started_from = {}
-    if training.initial_weights_path:
+    if training.initial_weights_path:  # their hash was checked against this card when they were loaded
+        card = read_card(training.initial_weights_path)
         started_from = {"initial_weights": {"file": Path(training.initial_weights_path).name,
-                                            "sha256": file_sha256(training.initial_weights_path),
-                                            "card": read_card(training.initial_weights_path)}}
+                                            "sha256": card["sha256"], "card": card}}
     return {
         "training": {**dataclasses.asdict(training), **started_from, "loss": dataclasses.asdict(loss_settings),
                      "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
