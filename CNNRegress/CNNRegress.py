@@ -1,25 +1,78 @@
 """CNNRegress: similarity-steered CNN regression of displacements as a 3D Slicer module.
 
-Slicer's module loader finds the module, Widget, Logic and Test classes (CNNRegress, CNNRegressWidget,
-CNNRegressLogic, CNNRegressTest) here; ``learnreg.slicer.panel.define_module`` builds them after the scripted
-module template, with the panel and logic shared by the three LearnReg modules. Until the CNN weights
-are installed the panel offers the classical methods.
+After Slicer's scripted-module template: the module, its parameter node, Widget, Logic and Test classes.
+The panel and the logic shared by the three LearnReg modules live in ``learnreg.slicer``; this file adds
+CNNRegress's own controls (share of active points, passes). Until the CNN weights are installed the panel
+offers the classical methods.
 """
 
 import os
 import sys
+from typing import Annotated
 
 try:
-    import learnreg  # noqa: F401  (installed beside the module by the extension)
+    import learnreg  # noqa: F401  (beside this file in the extension's build and install trees)
 except ImportError:  # a development checkout added through "Additional module paths"
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from learnreg.slicer.panel import define_module  # noqa: E402
+import slicer
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
 
-SUMMARY = (
-    "A patch CNN fed with NCC similarity maps predicts displacements at active points; thin-plate splines make "
-    "them a dense deformation.")
-PAPER = (
-    "Cao et al., Deformable Image Registration Based on Similarity-Steered CNN Regression, MICCAI 2017")
+from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.panel import RegistrationPanel
+from learnreg.slicer.parameters import RegistrationParameters
 
-globals().update(define_module("CNNRegress", "cnnregress", SUMMARY, PAPER, __file__))
+
+class CNNRegress(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(self.parent, "CNNRegress",
+                        "A patch CNN fed with NCC similarity maps predicts displacements at active points; "
+                        "thin-plate splines make them a dense deformation.",
+                        "Cao et al., Deformable Image Registration Based on Similarity-Steered CNN Regression, "
+                        "MICCAI 2017")
+        slicer.app.connect("startupCompleted()", register_sample_data)
+
+
+@parameterNodeWrapper
+class CNNRegressParameterNode(RegistrationParameters):
+    """The panel's parameters; ``density_percent`` and ``passes`` are CNNRegress's options."""
+
+    density_percent: Annotated[float, WithinRange(0.01, 50.0)] = 0.9
+    passes: Annotated[int, WithinRange(1, 10)] = 2
+
+
+class CNNRegressWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = CNNRegressParameterNode
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.setup_panel(self.resourcePath("UI/CNNRegress.ui"), CNNRegressLogic())
+
+
+class CNNRegressLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
+    network_method = "cnnregress"
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+
+class CNNRegressTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_register_bundled_pair()
+
+    def test_register_bundled_pair(self):
+        self.delayDisplay("Registering the bundled brain2d pair")
+        run_self_test(slicer.mrmlScene, CNNRegressLogic(), self.delayDisplay)
+        self.delayDisplay("Test passed")

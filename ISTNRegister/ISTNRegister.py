@@ -1,27 +1,82 @@
 """ISTNRegister: Image-and-Spatial Transformer Networks (ISTN) as a 3D Slicer module.
 
-Slicer's module loader finds the module, Widget, Logic and Test classes (ISTNRegister, ISTNRegisterWidget,
-ISTNRegisterLogic, ISTNRegisterTest) here; ``learnreg.slicer.panel.define_module`` builds them after the scripted
-module template, with the panel and logic shared by the three LearnReg modules. The panel offers ISTN once
-its weights are installed (Resources/Models/istn_*.pt), and the classical methods always.
+After Slicer's scripted-module template: the module, its parameter node, Widget, Logic and Test classes.
+The panel and the logic shared by the three LearnReg modules live in ``learnreg.slicer``; this file adds
+ISTN's own controls (transformation model, variant, refinement steps). The panel offers ISTN once its
+weights are installed (Resources/Models/istn_*.pt), and the classical methods always.
 """
 
 import os
 import sys
+from typing import Annotated
 
 try:
-    import learnreg  # noqa: F401  (installed beside the module by the extension)
+    import learnreg  # noqa: F401  (beside this file in the extension's build and install trees)
 except ImportError:  # a development checkout added through "Additional module paths"
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from learnreg.slicer.panel import define_module  # noqa: E402
+import slicer
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
 
-SUMMARY = (
-    "A learned image representation (ITN) focuses on the structures of interest, a spatial transformer (affine "
-    "or B-spline STN) aligns them, and test-time refinement tunes the result for this pair.")
-PAPER = (
-    "Lee et al., Image-and-Spatial Transformer Networks for Structure-Guided Image Registration, MICCAI 2019")
+from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.panel import RegistrationPanel
+from learnreg.slicer.parameters import RegistrationParameters, Transformation, Variant
 
-# the self-test's bundled pair is deformed smoothly: the B-spline model (with refinement) is the one to check
-globals().update(define_module("ISTNRegister", "istn", SUMMARY, PAPER, __file__,
-                               self_test_options={"transformation": "bspline"}))
+
+class ISTNRegister(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(self.parent, "ISTNRegister",
+                        "A learned image representation (ITN) focuses on the structures of interest, a spatial "
+                        "transformer (affine or B-spline STN) aligns them, and test-time refinement tunes the result "
+                        "for this pair.",
+                        "Lee et al., Image-and-Spatial Transformer Networks for Structure-Guided Image Registration, "
+                        "MICCAI 2019")
+        slicer.app.connect("startupCompleted()", register_sample_data)
+
+
+@parameterNodeWrapper
+class ISTNRegisterParameterNode(RegistrationParameters):
+    """The panel's parameters; the last three are ISTN's options (see ``learnreg methods -v``)."""
+
+    transformation: Transformation = Transformation.affine
+    variant: Variant = Variant.istn_i
+    refine_steps: Annotated[int, WithinRange(0, 2000)] = 50
+
+
+class ISTNRegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = ISTNRegisterParameterNode
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.setup_panel(self.resourcePath("UI/ISTNRegister.ui"), ISTNRegisterLogic())
+
+
+class ISTNRegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
+    network_method = "istn"
+    #: the bundled self-test pair is deformable: ISTN's B-spline model
+    self_test_options = {"transformation": "bspline"}
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+
+class ISTNRegisterTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_register_bundled_pair()
+
+    def test_register_bundled_pair(self):
+        self.delayDisplay("Registering the bundled brain2d pair")
+        run_self_test(slicer.mrmlScene, ISTNRegisterLogic(), self.delayDisplay)
+        self.delayDisplay("Test passed")

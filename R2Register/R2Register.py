@@ -1,25 +1,78 @@
 """R2Register: the Recurrent Registration Neural Network (R2N2) as a 3D Slicer module.
 
-Slicer's module loader finds the module, Widget, Logic and Test classes (R2Register, R2RegisterWidget,
-R2RegisterLogic, R2RegisterTest) here; ``learnreg.slicer.panel.define_module`` builds them after the scripted
-module template, with the panel and logic shared by the three LearnReg modules. Until the R2N2 weights
-are installed the panel offers the classical methods.
+After Slicer's scripted-module template: the module, its parameter node, Widget, Logic and Test classes.
+The panel and the logic shared by the three LearnReg modules live in ``learnreg.slicer``; this file adds
+R2N2's own controls (most steps, stopping tolerance). Until the R2N2 weights are installed the panel
+offers the classical methods.
 """
 
 import os
 import sys
+from typing import Annotated
 
 try:
-    import learnreg  # noqa: F401  (installed beside the module by the extension)
+    import learnreg  # noqa: F401  (beside this file in the extension's build and install trees)
 except ImportError:  # a development checkout added through "Additional module paths"
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from learnreg.slicer.panel import define_module  # noqa: E402
+import slicer
+from slicer.parameterNodeWrapper import WithinRange, parameterNodeWrapper
+from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
+                                           ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
+from slicer.util import VTKObservationMixin
 
-SUMMARY = (
-    "A recurrent (GRU) network adds one local Gaussian deformation per step until the images align: compact, "
-    "fast, and you can watch it work step by step.")
-PAPER = (
-    "Sandkühler et al., Recurrent Registration Neural Networks for Deformable Image Registration, NeurIPS 2019")
+from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.panel import RegistrationPanel
+from learnreg.slicer.parameters import RegistrationParameters
 
-globals().update(define_module("R2Register", "r2n2", SUMMARY, PAPER, __file__))
+
+class R2Register(ScriptedLoadableModule):
+    def __init__(self, parent):
+        ScriptedLoadableModule.__init__(self, parent)
+        describe_module(self.parent, "R2Register",
+                        "A recurrent (GRU) network adds one local Gaussian deformation per step until the images "
+                        "align: compact, fast, and you can watch it work step by step.",
+                        "Sandkühler et al., Recurrent Registration Neural Networks for Deformable Image "
+                        "Registration, NeurIPS 2019")
+        slicer.app.connect("startupCompleted()", register_sample_data)
+
+
+@parameterNodeWrapper
+class R2RegisterParameterNode(RegistrationParameters):
+    """The panel's parameters; ``steps`` and ``tolerance`` are R2N2's options (see ``learnreg methods -v``)."""
+
+    steps: Annotated[int, WithinRange(0, 500)] = 0
+    tolerance: Annotated[float, WithinRange(0.0, 0.5)] = 0.002
+
+
+class R2RegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = R2RegisterParameterNode
+
+    def __init__(self, parent=None):
+        ScriptedLoadableModuleWidget.__init__(self, parent)
+        VTKObservationMixin.__init__(self)
+
+    def setup(self):
+        ScriptedLoadableModuleWidget.setup(self)
+        self.setup_panel(self.resourcePath("UI/R2Register.ui"), R2RegisterLogic())
+
+
+class R2RegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
+    network_method = "r2n2"
+
+    def __init__(self):
+        ScriptedLoadableModuleLogic.__init__(self)
+
+
+class R2RegisterTest(ScriptedLoadableModuleTest):
+    def setUp(self):
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_register_bundled_pair()
+
+    def test_register_bundled_pair(self):
+        self.delayDisplay("Registering the bundled brain2d pair")
+        run_self_test(slicer.mrmlScene, R2RegisterLogic(), self.delayDisplay)
+        self.delayDisplay("Test passed")

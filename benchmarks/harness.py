@@ -88,27 +88,28 @@ def save_case_views(case: Case, fields: dict[str, DisplacementField], path: Path
     """A PNG of what a Slicer user sees for each method on ``case``: the fields become grid transform nodes
     with glyphs and warped volumes in a headless scene, rendered through Slicer's slice logic."""
     from learnreg.landmarks import LandmarkPairs
-    from learnreg.slicer.headless import add_pair_nodes
+    from learnreg.registration import RegistrationResult
+    from learnreg.slicer.inputs import SceneInputs
     from learnreg.slicer.render import registration_views, save_views_png
+    from learnreg.slicer.run import add_registration_to_scene
     from learnreg.slicer.scene import create_scene
-    from learnreg.slicer.transforms import add_transform_node
-    from learnreg.slicer.volumes import add_volume_node
 
     scene = create_scene()
     landmarks = None
     if case.fixed_points is not None:
         labels = tuple(str(n + 1) for n in range(len(case.fixed_points)))
         landmarks = LandmarkPairs(case.fixed_points, case.moving_points, labels)
-    nodes = add_pair_nodes(scene, case.fixed, case.moving, landmarks=landmarks)
+    inputs = SceneInputs.from_images(case.fixed, case.moving, landmarks)
     tre_by_method = {r["method"]: r.get("tre_mean") for r in rows if r["case"] == case.name}
     views = []
     for name, field in fields.items():
         warped = resample_to_grid(case.moving, case.fixed.grid, field.to_axis_tensor())
-        warped_node = add_volume_node(scene, warped, f"{name} warped", display_like=nodes.moving)
-        transform = add_transform_node(scene, field, f"{name} transform", region_node=nodes.fixed)
+        result = RegistrationResult(method=name, field=field, warped=warped, parameter_count=0, timings={},
+                                    device="cpu")
+        out = add_registration_to_scene(scene, inputs, result)
         label = name if tre_by_method.get(name) is None else f"{name} (TRE {tre_by_method[name]:.2f} mm)"
-        views.append((label, registration_views(scene, nodes.fixed, nodes.moving, warped_node, transform,
-                                                nodes.fixed_landmarks)))
+        views.append((label, registration_views(scene, inputs.fixed_node, inputs.moving_node, out.warped_volume,
+                                                out.transform, inputs.fixed_landmarks_node)))
     return save_views_png(path, views, f"{case.name}: each method's result as Slicer shows it", columns=(1, 3), dpi=60)
 
 

@@ -21,9 +21,7 @@ def _write_overview(path: Path, run: RegistrationRun) -> None:
 def _write_views(path: Path, run: RegistrationRun) -> None:
     from learnreg.slicer.render import save_registration_views
 
-    nodes = run.scene.nodes
-    save_registration_views(path, run.scene.scene, nodes.fixed, nodes.moving, run.scene.registration,
-                            nodes.fixed_landmarks)
+    save_registration_views(path, run.scene)
 
 
 def run_demo(out: Path, method: str = "bspline", names: Optional[list] = None, device: str = "auto",

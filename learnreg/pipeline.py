@@ -23,7 +23,7 @@ from learnreg.errors import InputError
 from learnreg.image import Image, image_suffix, load_image, save_image
 from learnreg.landmarks import LandmarkPairs, pair_landmarks, read_landmarks
 from learnreg.metrics import folding, tre
-from learnreg.progress import CancelToken, ProgressCallback
+from learnreg.progress import CancelToken, Progress, ProgressCallback
 from learnreg.registration import RegistrationResult, create_registrar
 
 TRANSFORM_CONVENTION = (
@@ -34,8 +34,9 @@ TRANSFORM_CONVENTION = (
 
 @dataclass
 class RegistrationRun:
-    """A finished file-level registration: the report written, the result, the inputs it used, and the
-    headless Slicer scene it ran in (None without scene output)."""
+    """A finished file-level registration: the report written, the result, the inputs it used, and its
+    nodes in a headless Slicer scene (a :class:`~learnreg.slicer.run.SceneRegistration`; None without
+    scene output)."""
 
     report: dict
     result: RegistrationResult
@@ -69,8 +70,9 @@ def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) ->
 
 
 def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Image, moving: Image,
-                 landmarks: Optional[LandmarkPairs], timings: dict) -> dict:
-    """The content of ``report.json``."""
+                 landmarks: Optional[LandmarkPairs], timings: dict, tre_mm: Optional[tuple] = None) -> dict:
+    """The content of ``report.json`` (``tre_mm``: TRE before and after when already measured, e.g. by the
+    scene's landmark review; measured here otherwise)."""
     report = {
         "learnreg_version": __version__,
         "method": result.method,
@@ -84,10 +86,11 @@ def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Ima
         "transform_convention": TRANSFORM_CONVENTION,
     }
     if landmarks is not None:
+        before, after = tre_mm or (tre(landmarks.fixed, landmarks.moving), tre(landmarks.fixed, landmarks.moving, result.field))
         report["tre_mm"] = {
             "labels": list(landmarks.labels),
-            "before": tre(landmarks.fixed, landmarks.moving),
-            "after": tre(landmarks.fixed, landmarks.moving, result.field),
+            "before": before,
+            "after": after,
             "landmarks_snapped_to_voxels": False,
         }
     return report
@@ -121,8 +124,8 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     """Register ``moving_path`` to ``fixed_path`` with ``method`` and write into ``out_dir``:
     ``warped.nii.gz``, ``transform.h5``, ``report.json``, and with ``scene`` (when Slicer's MRML library
     is installed) ``scene.mrb``, the Slicer scene of the result; plus ``extra_outputs``: file name ->
-    writer taking ``(path, run)``. With ``scene``, the registration runs through
-    :func:`learnreg.slicer.run.run_registration` on a headless scene, as in the Slicer modules.
+    writer taking ``(path, run)``. With ``scene``, the result is added to a new headless scene by
+    :func:`learnreg.slicer.run.add_registration_to_scene`, as in the Slicer modules.
     """
     t_start = time.perf_counter()
     out_dir = Path(out_dir)
@@ -134,21 +137,28 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     timings = {"load": time.perf_counter() - t_start}
 
     notes = []
-    headless = None
     if scene and (missing := scene_support_missing()) is not None:
         notes.append(f"scene.mrb not written: {missing}")
         scene = False
     # register() checks the pair, the device and its memory before any work; nothing is written before
-    if scene:
-        from learnreg.slicer.headless import register_in_new_scene
-
-        headless = register_in_new_scene(fixed, moving, registrar, names=(_image_name(fixed_path), _image_name(moving_path)),
-                                         landmarks=landmarks, device=device, progress=progress, cancel=cancel)
-        result = headless.registration.result
-    else:
-        result = registrar.register(fixed, moving, device=device, progress=progress, cancel=cancel)
+    reporter = Progress(progress, cancel)
+    result = registrar.register(fixed, moving, device=device, cancel=cancel,
+                                progress=reporter.span(0.0, 0.95 if scene else 1.0).as_callback())
     timings.update(result.timings)
-    report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings)
+    scene_registration = None
+    if scene:
+        from learnreg.slicer.inputs import SceneInputs
+        from learnreg.slicer.run import add_registration_to_scene
+        from learnreg.slicer.scene import create_scene
+
+        t_scene = time.perf_counter()
+        inputs = SceneInputs.from_images(fixed, moving, landmarks, (_image_name(fixed_path), _image_name(moving_path)))
+        scene_registration = add_registration_to_scene(create_scene(), inputs, result, cancel=cancel,
+                                                       progress=reporter.span(0.95, 1.0).as_callback())
+        timings["scene"] = time.perf_counter() - t_scene
+    review = scene_registration.review if scene_registration is not None else None
+    report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings,
+                          None if review is None else (review.before, review.after))
     report["notes"] = notes
 
     t_write = time.perf_counter()
@@ -156,11 +166,11 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
         "warped.nii.gz": lambda p: save_image(result.warped, p),
         "transform.h5": lambda p: result.field.save(p),
     }
-    if headless is not None:
+    if scene_registration is not None:
         from learnreg.slicer.scene import save_scene
 
-        writers["scene.mrb"] = lambda p: save_scene(headless.scene, p)
-    run = RegistrationRun(report, result, fixed, moving, landmarks, headless)
+        writers["scene.mrb"] = lambda p: save_scene(scene_registration.inputs.fixed_node.GetScene(), p)
+    run = RegistrationRun(report, result, fixed, moving, landmarks, scene_registration)
     for name, write in (extra_outputs or {}).items():
         writers[name] = (lambda w: lambda p: w(p, run))(write)
 

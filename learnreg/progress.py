@@ -52,11 +52,22 @@ class Progress:
         self.end = end
 
     def report(self, fraction: float, message: str = "") -> None:
+        """Report, checking the cancel token before and after the callback (a GUI's callback may process
+        the click on Cancel)."""
         if self.cancel is not None:
             self.cancel.raise_if_cancelled()
         if self.callback is not None:
             f = min(max(fraction, 0.0), 1.0)
             self.callback(self.start + (self.end - self.start) * f, message)
+            if self.cancel is not None:
+                self.cancel.raise_if_cancelled()
+
+    def as_callback(self) -> Optional[ProgressCallback]:
+        """A plain ``(fraction, message)`` callback reporting into this reporter's range (None when it
+        reports nothing and checks nothing)."""
+        if self.callback is None and self.cancel is None:
+            return None
+        return self.report
 
     def span(self, start: float, end: float) -> "Progress":
         """A reporter for the sub-range ``[start, end]`` of this one."""

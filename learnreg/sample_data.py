@@ -20,6 +20,7 @@ class SamplePair:
     moving_landmarks: Optional[Path] = None
     fixed_labels: Optional[Path] = None
     moving_labels: Optional[Path] = None
+    thumbnail: Optional[Path] = None  # 128 x 128 PNG of the fixed image, shown by Slicer's Sample Data
 
 
 def _optional(path: Path) -> Optional[Path]:
@@ -34,8 +35,10 @@ def sample_pairs() -> dict[str, SamplePair]:
         pairs[folder.name] = SamplePair(
             folder.name, folder / "fixed.nii.gz", folder / "moving.nii.gz",
             _optional(folder / "fixed_landmarks.mrk.json"), _optional(folder / "moving_landmarks.mrk.json"),
-            _optional(folder / "fixed_labels.nii.gz"), _optional(folder / "moving_labels.nii.gz"))
-    pairs["ratlung2d"] = SamplePair("ratlung2d", DATA_DIR / "rat_lung_slice1.nii.gz", DATA_DIR / "rat_lung_slice2.nii.gz")
+            _optional(folder / "fixed_labels.nii.gz"), _optional(folder / "moving_labels.nii.gz"),
+            _optional(folder / "thumbnail.png"))
+    pairs["ratlung2d"] = SamplePair("ratlung2d", DATA_DIR / "rat_lung_slice1.nii.gz", DATA_DIR / "rat_lung_slice2.nii.gz",
+                                    thumbnail=_optional(DATA_DIR / "rat_lung_thumbnail.png"))
     return pairs
 
 

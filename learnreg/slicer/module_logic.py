@@ -1,13 +1,16 @@
-"""What the three LearnReg Slicer modules share below the GUI: method choices, presets, the logic that runs
-a registration in a scene, sample data, missing dependencies, and the self-test body.
+"""What the three LearnReg Slicer modules share below the GUI: module description, method choices,
+presets, the required packages, the logic that registers in a scene, sample data, and the self-test.
 
-Nothing here imports torch at import time, so a module loads in Slicer even before PyTorch is
-installed; the panel then offers to install it (see :mod:`learnreg.slicer.panel`).
+Nothing here imports torch at import time, so a module loads in Slicer before PyTorch is installed; the
+panel then offers to install it (see :mod:`learnreg.slicer.panel`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import importlib.metadata
 import importlib.util
+import re
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -24,17 +27,64 @@ PRESETS = {
                             "regulariser_weight": "0.1", "initialise": "none", "final_control_spacing_voxels": "15"},
 }
 
-#: Python packages learnreg needs that Slicer does not ship: import name -> pip requirement
-REQUIREMENTS = {"torch": "torch", "scipy": "scipy"}
+#: the oldest torch learnreg runs on (as in pyproject.toml), as a pip requirement
+TORCH_REQUIREMENT = ">=2.2"
+_TORCH_MINIMUM = (2, 2)
+
+
+def describe_module(parent, title: str, summary: str, paper: str) -> None:
+    """Fill in a module's title, category, help and acknowledgement (``parent`` is the module's parent)."""
+    parent.title = title
+    parent.categories = ["Registration.LearnReg"]
+    parent.dependencies = []
+    parent.contributors = ["LearnReg developers"]
+    parent.helpText = (
+        f"{summary}<br><br>Choose the fixed and moving volumes and a method, then Apply. The result is a new "
+        "warped volume on the fixed grid and a grid transform (resampling direction: put the moving volume "
+        "under it to align it), drawn as displacement arrows. With fixed and moving landmarks, the table lists "
+        "the target registration error per landmark, worst first. Methods that work in steps can be scrubbed "
+        "with the step slider. The same runs from the command line: <tt>learnreg register</tt>.")
+    parent.acknowledgementText = f"Method: {paper}. Sample data: Colin27 (BSD-3), ITK example images (Apache-2.0)."
+
+
+# ----------------------------------------------------------------- required packages
+def _version_tuple(text: str) -> tuple:
+    return tuple(int(part) for part in re.findall(r"\d+", text.split("+")[0])[:2])
 
 
 def missing_requirements() -> list[str]:
-    """pip requirements of the packages that cannot be imported here."""
-    return [req for name, req in REQUIREMENTS.items() if importlib.util.find_spec(name) is None]
+    """What must be installed into Slicer's Python before a registration can run, as pip requirements
+    (``torch>=2.2`` also when an older torch is installed). Finds packages without importing them."""
+    missing = []
+    if importlib.util.find_spec("torch") is None:
+        missing.append(f"torch{TORCH_REQUIREMENT}")
+    else:
+        try:
+            version = importlib.metadata.version("torch")
+        except importlib.metadata.PackageNotFoundError:  # a torch without metadata: trust it
+            version = ".".join(map(str, _TORCH_MINIMUM))
+        if _version_tuple(version) < _TORCH_MINIMUM:
+            missing.append(f"torch{TORCH_REQUIREMENT}")
+    if importlib.util.find_spec("scipy") is None:
+        missing.append("scipy")
+    return missing
 
 
+def requirement_message(missing: list[str]) -> str:
+    """One line telling the user what is missing and what the Install button does about it."""
+    parts = []
+    if any(r.startswith("torch") for r in missing):
+        installed = None if importlib.util.find_spec("torch") is None else importlib.metadata.version("torch")
+        parts.append(f"PyTorch {TORCH_REQUIREMENT} (installed: {installed})" if installed else
+                     f"PyTorch {TORCH_REQUIREMENT}")
+    parts += [r for r in missing if not r.startswith("torch")]
+    return f"LearnReg needs {' and '.join(parts)} in Slicer's Python."
+
+
+# ----------------------------------------------------------------- methods and options
 def module_methods(network_method: Optional[str]) -> list[str]:
-    """Methods a module offers: its own network first when installed with its weights, then the classical ones."""
+    """Methods a module offers: its own network first when installed with its weights, then the classical ones.
+    Imports the registrars (and so torch): call it off the GUI thread."""
     from learnreg.registration import available_methods
 
     installed = available_methods()
@@ -64,10 +114,21 @@ def parse_option_text(text: str) -> dict:
     return options_from_pairs(text.replace("\n", ";").split(";"))
 
 
+def method_options(method: str, preset: str = "Default", panel_options: Optional[dict] = None,
+                   option_text: str = "") -> dict:
+    """The options a panel run passes to ``method``: the preset's, then the module's own controls
+    (``panel_options``; those the method does not have are ignored), then the free text, each overriding
+    the last."""
+    return {**preset_options(method, preset), **supported_options(method, panel_options or {}),
+            **parse_option_text(option_text)}
+
+
 class RegistrationLogic:
-    """The GUI-free logic of a LearnReg module: a thin adapter over :func:`learnreg.slicer.run.run_registration`.
+    """The GUI-free logic of a LearnReg module.
 
     A module's Logic class mixes this in beside ``ScriptedLoadableModuleLogic`` and sets ``network_method``.
+    A panel run is :meth:`read_inputs` (GUI thread), :meth:`registration_work` (a worker thread) and
+    :meth:`add_result` (GUI thread); :meth:`process` does all three in one call (scripts, the self-test).
     """
 
     network_method: Optional[str] = None
@@ -80,59 +141,98 @@ class RegistrationLogic:
     def default_method(self) -> str:
         return self.methods()[0]
 
+    @staticmethod
+    def read_inputs(fixed, moving, **nodes):
+        """:func:`learnreg.slicer.inputs.read_inputs`: read and check the input and output nodes."""
+        from learnreg.slicer.inputs import read_inputs
+
+        return read_inputs(fixed, moving, **nodes)
+
+    @staticmethod
+    def check_options(method: str, options: dict) -> None:
+        """Refuse an unknown method or a bad option value now (an ``InputError`` naming it), before a run
+        starts. Fast once the method list is loaded: building a registrar loads no weights."""
+        from learnreg.registration import create_registrar
+
+        create_registrar(method, options)
+
+    @staticmethod
+    def registration_work(inputs, method: str, options: dict, device: str = "auto") -> Callable:
+        """The registration as a job for a worker thread: ``work(progress, cancel) -> RegistrationResult``.
+        It touches no scene node; creating the registrar (importing torch, checking the options) happens
+        in the job."""
+        def work(progress, cancel):
+            from learnreg.registration import create_registrar
+
+            progress(0.0, f"{method}: loading")
+            registrar = create_registrar(method, options)
+            return registrar.register(inputs.fixed, inputs.moving, device=device, progress=progress, cancel=cancel)
+        return work
+
+    @staticmethod
+    def add_result(scene, inputs, result, **kwargs):
+        """:func:`learnreg.slicer.run.add_registration_to_scene`."""
+        from learnreg.slicer.run import add_registration_to_scene
+
+        return add_registration_to_scene(scene, inputs, result, **kwargs)
+
     def process(self, scene, fixed, moving, method: str, preset: str = "Default", option_text: str = "",
                 device: str = "auto", warped_volume=None, transform=None, fixed_landmarks=None,
                 moving_landmarks=None, progress: Optional[Callable] = None, cancel=None,
                 panel_options: Optional[dict] = None, fixed_labels=None, moving_labels=None):
-        """Register ``moving`` to ``fixed`` in ``scene``.
-
-        Options: the preset's, then ``panel_options`` (the module's own controls, e.g. R2N2's steps and
-        tolerance; those the method does not have are ignored), then ``option_text``, each overriding the last.
-        ``fixed_labels`` and ``moving_labels`` (both or neither) add the structure review table.
-        """
+        """Register ``moving`` to ``fixed`` in ``scene`` in one call (options as :func:`method_options`);
+        ``fixed_labels`` and ``moving_labels`` (both or neither) add the structure review table."""
         from learnreg.slicer.run import run_registration
 
-        options = {**preset_options(method, preset), **supported_options(method, panel_options or {}),
-                   **parse_option_text(option_text)}
-        return run_registration(scene, fixed, moving, method, options, progress, cancel, device=device,
-                                fixed_landmarks=fixed_landmarks, moving_landmarks=moving_landmarks,
-                                warped_volume=warped_volume, transform=transform, fixed_labels=fixed_labels,
-                                moving_labels=moving_labels)
+        return run_registration(scene, fixed, moving, method, method_options(method, preset, panel_options, option_text),
+                                progress, cancel, device=device, fixed_landmarks=fixed_landmarks,
+                                moving_landmarks=moving_landmarks, warped_volume=warped_volume, transform=transform,
+                                fixed_labels=fixed_labels, moving_labels=moving_labels)
 
 
 # ----------------------------------------------------------------- sample data
+SAMPLE_DATA_CATEGORY = "LearnReg"
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def sample_data_sources() -> list[dict]:
-    """The bundled pairs as Sample Data entries: name, files (volumes first, then landmarks) and node names."""
+    """The bundled pairs as Sample Data sources (the keyword arguments of Slicer's
+    ``SampleDataLogic.registerCustomSampleDataSource``): local ``file://`` URIs with their SHA-256, the
+    file names in Slicer's download cache, node names and file types (volumes, label maps, landmarks)."""
     from learnreg.sample_data import sample_pairs
 
     sources = []
     for name, pair in sample_pairs().items():
-        files = [pair.fixed, pair.moving] + [p for p in (pair.fixed_landmarks, pair.moving_landmarks) if p]
-        node_names = [f"{name} fixed", f"{name} moving", f"{name} fixed landmarks", f"{name} moving landmarks"]
-        sources.append({"name": f"LearnReg {name}", "files": [str(f) for f in files],
-                        "node_names": node_names[: len(files)]})
+        files = [(pair.fixed, "fixed", "VolumeFile"), (pair.moving, "moving", "VolumeFile")]
+        files += [(path, role, "VolumeFile") for path, role in ((pair.fixed_labels, "fixed labels"),
+                                                                (pair.moving_labels, "moving labels")) if path]
+        files += [(path, role, "MarkupsFile") for path, role in ((pair.fixed_landmarks, "fixed landmarks"),
+                                                                 (pair.moving_landmarks, "moving landmarks")) if path]
+        sources.append({
+            "category": SAMPLE_DATA_CATEGORY,
+            "sampleName": f"LearnReg {name}",
+            "uris": [Path(path).resolve().as_uri() for path, _, _ in files],
+            "fileNames": [f"LearnReg-{name}-{Path(path).name}" for path, _, _ in files],
+            "nodeNames": [f"{name} {role}" for _, role, _ in files],
+            "checksums": [f"SHA256:{_sha256(path)}" for path, _, _ in files],
+            "loadFileTypes": [kind for _, _, kind in files],
+            "loadFileProperties": {},
+            "thumbnailFileName": str(pair.thumbnail) if pair.thumbnail else None,
+        })
     return sources
 
 
-def register_sample_data(icon: Path) -> None:
-    """Add the bundled pairs to Slicer's Sample Data module (category LearnReg); they load from disk."""
+def register_sample_data() -> None:
+    """Add the bundled pairs to Slicer's Sample Data module (category LearnReg). Each of the three modules
+    calls this once the application has started; Sample Data keeps one entry per pair because the three
+    calls give identical sources."""
     import SampleData
-    import slicer
-
-    def loader(files, node_names):
-        def load(source=None):
-            nodes = [slicer.util.loadVolume(f, {"name": n}) for f, n in zip(files[:2], node_names[:2])]
-            nodes += [slicer.util.loadMarkups(f) for f in files[2:]]
-            for node, node_name in zip(nodes[2:], node_names[2:]):
-                node.SetName(node_name)
-            return nodes
-        return load
 
     for source in sample_data_sources():
-        SampleData.SampleDataLogic.registerCustomSampleDataSource(
-            category="LearnReg", sampleName=source["name"], thumbnailFileName=str(icon),
-            uris=None, fileNames=None, nodeNames=source["node_names"],
-            customDownloader=loader(source["files"], source["node_names"]))
+        SampleData.SampleDataLogic.registerCustomSampleDataSource(**source)
 
 
 # ----------------------------------------------------------------- self-test
@@ -146,20 +246,23 @@ def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = 
     from learnreg.image import load_image
     from learnreg.landmarks import pair_landmarks, read_landmarks
     from learnreg.sample_data import sample_pairs
-    from learnreg.slicer.headless import add_pair_nodes
+    from learnreg.slicer.inputs import SceneInputs
+    from learnreg.slicer.run import add_input_nodes
     from learnreg.slicer.volumes import image_from_volume_node
 
     sample = sample_pairs()[pair]
     fixed_image, moving_image = load_image(sample.fixed), load_image(sample.moving)
     landmarks = pair_landmarks(read_landmarks(sample.fixed_landmarks), read_landmarks(sample.moving_landmarks),
                                fixed_image, moving_image)
-    nodes = add_pair_nodes(scene, fixed_image, moving_image, (f"{pair} fixed", f"{pair} moving"), landmarks)
-    moving = nodes.moving
+    nodes = SceneInputs.from_images(fixed_image, moving_image, landmarks, (f"{pair} fixed", f"{pair} moving"))
+    add_input_nodes(scene, nodes)
+    moving = nodes.moving_node
     moving_before = image_from_volume_node(moving).array.copy()
     method = logic.default_method()
     log(f"Registering {pair} with {method}")
-    result = logic.process(scene, nodes.fixed, moving, method, preset="Fast", fixed_landmarks=nodes.fixed_landmarks,
-                           moving_landmarks=nodes.moving_landmarks, panel_options=logic.self_test_options)
+    result = logic.process(scene, nodes.fixed_node, moving, method, preset="Fast",
+                           fixed_landmarks=nodes.fixed_landmarks_node, moving_landmarks=nodes.moving_landmarks_node,
+                           panel_options=logic.self_test_options)
     assert result.warped_volume is not None and result.warped_volume is not moving
     assert result.transform.GetTransformFromParent().IsA("vtkOrientedGridTransform")
     assert np.array_equal(image_from_volume_node(moving).array, moving_before), "the moving volume was changed"

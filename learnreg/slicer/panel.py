@@ -1,105 +1,93 @@
 """The Qt side of the three LearnReg module panels, shared by ``R2Register``, ``ISTNRegister`` and ``CNNRegress``.
 
-Each module's Widget class is ``ScriptedLoadableModuleWidget`` + ``VTKObservationMixin`` +
-:class:`RegistrationPanel`; it loads its own ``.ui`` file and hands over its Logic. The panel binds the
-``.ui`` widgets to a parameter node through their ``SlicerParameterName`` properties, turns Apply into
-Cancel while a registration runs (progress bar and status line, events processed between steps), shows
-errors from learnreg in a dialog, and offers to install PyTorch (through the PyTorch extension when it is
-there, else pip) instead of failing. Qt, ctk and the application are imported only when a panel is
-built, so this module imports anywhere.
+Each module's Widget class is :class:`RegistrationPanel` + ``ScriptedLoadableModuleWidget`` +
+``VTKObservationMixin`` with its parameter-node class (declared in the module file, see
+:mod:`learnreg.slicer.parameters`). The panel:
+
+- binds the ``.ui`` widgets to the parameter node through their ``SlicerParameterName`` properties with
+  the wrapper's public ``connectParametersToGui`` (which returns its tag in Slicer 5.8 as in 5.10, where
+  ``connectGui`` returns nothing in 5.8), once per parameter node, so connectors never pile up;
+- fills the method combo box from the installed methods off the GUI thread (that imports torch) and
+  keeps it in step with the parameter node's ``method`` by hand;
+- runs a registration as a :class:`~learnreg.slicer.background.BackgroundJob` and polls it every
+  50 ms: progress reaches the bar as the registrar reports it, Apply turns into Cancel, the rest of the
+  panel is locked, and Cancel, closing the scene or leaving the module make the panel idle at once with
+  the scene as it was;
+- then adds the result to the scene on the GUI thread, in parts, reporting and processing events between
+  them (Cancel there removes what was added);
+- offers to install what is missing: PyTorch through the PyTorch extension (with learnreg's version
+  requirement), never a bare pip install of torch; scipy with pip.
+
+Qt, ctk and the application are imported only when a panel is built, so this module imports anywhere.
 """
 
 from __future__ import annotations
 
-import functools
+import time
 import traceback
-from typing import Optional
+from dataclasses import dataclass, field
+from typing import Any, Optional
 
-from learnreg.slicer.module_logic import PRESETS, missing_requirements, register_sample_data
+from learnreg.slicer.module_logic import TORCH_REQUIREMENT, method_options, missing_requirements, requirement_message
 
-DEVICES = ("auto", "cpu", "cuda")
-
-
-def describe_module(parent, title: str, summary: str, paper: str) -> None:
-    """Fill in a module's title, category, help and acknowledgement (``parent`` is the module's parent)."""
-    parent.title = title
-    parent.categories = ["Registration.LearnReg"]
-    parent.dependencies = []
-    parent.contributors = ["LearnReg developers"]
-    parent.helpText = (
-        f"{summary}<br><br>Choose the fixed and moving volumes and a method, then Apply. The result is a new "
-        "warped volume on the fixed grid and a grid transform (resampling direction: put the moving volume "
-        "under it to align it), drawn as displacement arrows. With fixed and moving landmarks, the table lists "
-        "the target registration error per landmark, worst first. Methods that work in steps can be scrubbed "
-        "with the step slider. The same runs from the command line: <tt>learnreg register</tt>.")
-    parent.acknowledgementText = f"Method: {paper}. Sample data: Colin27 (BSD-3), ITK example images (Apache-2.0)."
+#: how often the panel polls a running job (ms)
+POLL_INTERVAL_MS = 50
+#: the part of the overall progress bar the registration fills; adding the result to the scene fills the rest
+REGISTRATION_SHARE = 0.9
+#: the parts of the panel locked while a registration runs (Apply stays: it is Cancel then)
+LOCKED_WHILE_RUNNING = ("inputsCollapsibleButton", "outputsCollapsibleButton", "landmarksCollapsibleButton",
+                        "structuresCollapsibleButton", "stepSlider", "installButton")
 
 
-def sample_data_on_startup(icon_path: str) -> None:
-    """Register the bundled pairs in Sample Data once the application has started."""
-    import slicer
+@dataclass
+class PanelRun:
+    """One Apply, from the click to the idle panel.
 
-    slicer.app.connect("startupCompleted()", lambda: register_sample_data(icon_path))
+    ``updates`` holds ``(time, fraction, message)`` for every progress update the panel showed, from the
+    worker's reports and from building the scene (the panel benchmark reads the gaps); ``phase`` is
+    ``registering`` (the job runs), ``building`` (the result is being added to the scene) or ``ended``.
+    """
 
-
-@functools.cache
-def parameter_node_class():
-    """The parameter node wrapper every panel uses (fields named as the ``.ui`` ``SlicerParameterName``)."""
-    from slicer import vtkMRMLGridTransformNode, vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
-    from slicer.parameterNodeWrapper import parameterNodeWrapper
-
-    @parameterNodeWrapper
-    class RegistrationParameterNode:
-        fixedVolume: vtkMRMLScalarVolumeNode
-        movingVolume: vtkMRMLScalarVolumeNode
-        method: str = ""
-        preset: str = "Default"
-        options: str = ""
-        device: str = "auto"
-        warpedVolume: vtkMRMLScalarVolumeNode
-        outputTransform: vtkMRMLGridTransformNode
-        fixedLandmarks: vtkMRMLMarkupsFiducialNode
-        movingLandmarks: vtkMRMLMarkupsFiducialNode
-        # method controls a module's .ui may offer (R2Register: R2N2's most steps and stopping tolerance;
-        # ISTNRegister: transformation model, variant and refinement steps; CNNRegress: active-point density
-        # and passes)
-        steps: int = 0
-        tolerance: float = 0.002
-        transformation: str = "affine"
-        variant: str = "istn-i"
-        refine_steps: int = 50
-        density_percent: float = 0.9
-        passes: int = 2
-        # label maps of the structures to evaluate (every module)
-        fixedLabels: vtkMRMLScalarVolumeNode
-        movingLabels: vtkMRMLScalarVolumeNode
-
-    return RegistrationParameterNode
-
-
-#: parameter-node fields passed to the method as options when the module's .ui has a control for them
-PANEL_OPTIONS = ("steps", "tolerance", "transformation", "variant", "refine_steps", "density_percent", "passes")
-#: parameter-node fields a module's .ui may leave out (the other modules' method controls)
-OPTIONAL_FIELDS = PANEL_OPTIONS
+    inputs: Any
+    method: str
+    outputs: dict
+    job: Any = None
+    phase: str = "registering"
+    started_at: float = field(default_factory=time.monotonic)
+    updates: list = field(default_factory=list)
+    build_cancel: Any = None
+    cancelled_at: Optional[float] = None
+    idle_at: Optional[float] = None
+    outcome: str = ""
+    registration: Any = None
 
 
 class RegistrationPanel:
-    """Behaviour of a LearnReg module panel; mixed into the module's Widget class."""
+    """Behaviour of a LearnReg module panel; mixed into the module's Widget class, which sets
+    ``parameter_node_class``."""
+
+    parameter_node_class: Any = None
 
     def setup_panel(self, ui_path: str, logic) -> None:
+        import qt
         import slicer
 
-        panel = slicer.util.loadUI(ui_path)
-        self.layout.addWidget(panel)
-        self.ui = slicer.util.childWidgetVariables(panel)
-        panel.setMRMLScene(slicer.mrmlScene)
+        self.panel = slicer.util.loadUI(ui_path)
+        self.layout.addWidget(self.panel)
+        self.ui = slicer.util.childWidgetVariables(self.panel)
+        self.panel.setMRMLScene(slicer.mrmlScene)
         self.logic = logic
         self._parameterNode = None
         self._parameterNodeGuiTag = None
-        self._cancel = None
+        self._parameterObserver = None
+        self._syncing_method = False
+        self._run: Optional[PanelRun] = None
+        self.last_run: Optional[PanelRun] = None
+        self._methods_job = None
         self._browser = None
-        self.ui.deviceComboBox.addItems(list(DEVICES))
-        self.ui.presetComboBox.addItems(list(PRESETS))
+        self._timer = qt.QTimer()
+        self._timer.setInterval(POLL_INTERVAL_MS)
+        self._timer.connect("timeout()", self._poll)
         self.ui.progressBar.setVisible(False)
         self.ui.stepSlider.setEnabled(False)
         self.addObserver(slicer.mrmlScene, slicer.mrmlScene.StartCloseEvent, self.onSceneStartClose)
@@ -107,23 +95,26 @@ class RegistrationPanel:
         self.ui.applyButton.connect("clicked(bool)", self.onApplyButton)
         self.ui.installButton.connect("clicked(bool)", self.onInstallButton)
         self.ui.stepSlider.connect("valueChanged(double)", self.onStepChanged)
+        self.ui.methodComboBox.connect("currentIndexChanged(int)", self.onMethodChosen)
         self.refresh_requirements()
         self.initializeParameterNode()
 
-    # ----------------------------------------------------------------- parameter node (Slicer template)
+    # ----------------------------------------------------------------- module life (Slicer's template)
     def cleanup(self) -> None:
+        self._cancel_run("Cancelled: the module was closed.")
+        self._timer.stop()
+        self.setParameterNode(None)
         self.removeObservers()
 
     def enter(self) -> None:
         self.initializeParameterNode()
 
     def exit(self) -> None:
-        if self._parameterNode:
-            self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self._parameterNodeGuiTag = None
-            self.removeObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+        self._cancel_run("Cancelled: you left the module; the scene is as it was.")
 
     def onSceneStartClose(self, caller, event) -> None:
+        self._cancel_run("Cancelled: the scene was closed.")
+        self._browser = None
         self.setParameterNode(None)
 
     def onSceneEndClose(self, caller, event) -> None:
@@ -133,32 +124,104 @@ class RegistrationPanel:
     def initializeParameterNode(self) -> None:
         import slicer
 
-        parameters = parameter_node_class()(self.logic.getParameterNode())
-        if not parameters.fixedVolume:
-            parameters.fixedVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
-        if not parameters.method and self.ui.methodComboBox.count:
-            parameters.method = self.ui.methodComboBox.itemText(0)
-        self.setParameterNode(parameters)
+        self.setParameterNode(self.parameter_node_class(self.logic.getParameterNode()))
+        if not self._parameterNode.fixedVolume:
+            self._parameterNode.fixedVolume = slicer.mrmlScene.GetFirstNodeByClass("vtkMRMLScalarVolumeNode")
+
+    def _gui_mapping(self) -> dict:
+        import qt
+
+        mapping = {}
+        for widget in self.panel.findChildren(qt.QWidget):
+            name = widget.property("SlicerParameterName")
+            if name:
+                mapping[name] = widget
+        return mapping
 
     def setParameterNode(self, parameters) -> None:
-        if self._parameterNode:
+        """Bind the panel to ``parameters`` (None: unbind). Binding the node already bound does nothing."""
+        import vtk
+
+        if parameters is not None and self._parameterNode is not None \
+                and parameters.parameterNode is self._parameterNode.parameterNode:
+            return
+        if self._parameterNode is not None:
             self._parameterNode.disconnectGui(self._parameterNodeGuiTag)
-            self.removeObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+            self._parameterNode.RemoveObserver(self._parameterObserver)
+            self._parameterNodeGuiTag = self._parameterObserver = None
         self._parameterNode = parameters
-        if self._parameterNode:
-            self._parameterNodeGuiTag = self._parameterNode.connectGui(self.ui)
-            self.addObserver(self._parameterNode, vtk_modified_event(), self._checkCanApply)
+        if parameters is not None:
+            self._parameterNodeGuiTag = parameters.connectParametersToGui(self._gui_mapping())
+            self._parameterObserver = parameters.AddObserver(vtk.vtkCommand.ModifiedEvent, self._onParameterNodeModified)
+            self._onParameterNodeModified()
+        else:
             self._checkCanApply()
 
+    def _onParameterNodeModified(self, caller=None, event=None) -> None:
+        self._sync_method_combo()
+        self._checkCanApply()
+
+    # ----------------------------------------------------------------- the method list (filled at run time)
+    def onMethodChosen(self, index: int) -> None:
+        if self._syncing_method or self._parameterNode is None or index < 0:
+            return
+        self._parameterNode.method = self.ui.methodComboBox.itemText(index)
+
+    def _sync_method_combo(self) -> None:
+        combo, p = self.ui.methodComboBox, self._parameterNode
+        if p is None or combo.count == 0:
+            return
+        index = combo.findText(p.method)
+        if index < 0:  # not offered here (none chosen yet, or its weights are gone): the module's first method
+            p.method = combo.itemText(0)
+            return
+        if combo.currentIndex != index:
+            self._syncing_method = True
+            try:
+                combo.currentIndex = index
+            finally:
+                self._syncing_method = False
+
+    def _start_loading_methods(self) -> None:
+        from learnreg.slicer.background import BackgroundJob
+
+        self.ui.methodComboBox.clear()
+        self.ui.statusLabel.text = "Loading the methods (PyTorch and the installed networks)..."
+        self._methods_job = BackgroundJob(lambda progress, cancel: self.logic.methods(), "LearnReg methods").start()
+        self._timer.start()
+
+    def _methods_loaded(self, events) -> None:
+        import slicer
+
+        for event in events:
+            if event.kind == "done":
+                self._syncing_method = True
+                try:
+                    self.ui.methodComboBox.addItems(event.payload)
+                finally:
+                    self._syncing_method = False
+                self.ui.statusLabel.text = ""
+                self._methods_job = None
+                self._sync_method_combo()
+                self._checkCanApply()
+            elif event.kind in ("error", "failed", "cancelled"):
+                self._methods_job = None
+                detail = event.payload[0] if event.kind == "failed" else event.payload
+                self.ui.statusLabel.text = f"The methods could not be loaded: {detail}"
+                slicer.util.errorDisplay(f"LearnReg could not load its methods: {detail}", windowTitle=self.moduleName)
+
     def _checkCanApply(self, caller=None, event=None) -> None:
-        if self._cancel is not None:
+        if self._run is not None:
             return  # running: the button is Cancel
         p = self._parameterNode
         missing = missing_requirements()
-        ready = bool(p and p.fixedVolume and p.movingVolume and p.method) and not missing
+        ready = bool(p and p.fixedVolume and p.movingVolume and p.method) and not missing \
+            and self._methods_job is None and self.ui.methodComboBox.count > 0
         self.ui.applyButton.enabled = ready
         if missing:
-            self.ui.applyButton.toolTip = f"Install {', '.join(missing)} first"
+            self.ui.applyButton.toolTip = requirement_message(missing) + " Click Install first."
+        elif self._methods_job is not None:
+            self.ui.applyButton.toolTip = "Loading the methods..."
         elif not ready:
             self.ui.applyButton.toolTip = "Choose a fixed and a moving volume"
         else:
@@ -169,133 +232,228 @@ class RegistrationPanel:
         missing = missing_requirements()
         self.ui.dependencyFrame.setVisible(bool(missing))
         if missing:
-            self.ui.dependencyLabel.text = (f"LearnReg needs {', '.join(missing)}, which is not installed in "
-                                            "Slicer's Python yet.")
+            self.ui.dependencyLabel.text = requirement_message(missing)
             return
-        self.ui.methodComboBox.clear()
-        self.ui.methodComboBox.addItems(self.logic.methods())
+        self._start_loading_methods()
 
     def onInstallButton(self) -> None:
         import slicer
 
         missing = missing_requirements()
-        if "torch" in missing and hasattr(slicer.modules, "pytorchutils"):
+        if any(r.startswith("torch") for r in missing):
+            if not hasattr(slicer.modules, "pytorchutils"):
+                slicer.util.errorDisplay(
+                    f"LearnReg installs PyTorch ({TORCH_REQUIREMENT}) through the PyTorch extension, which picks the "
+                    "build for your GPU. Install 'PyTorch' from View > Extensions Manager, restart Slicer, then click "
+                    "Install here again.", windowTitle=f"{self.moduleName}: PyTorch extension needed")
+                return
             import PyTorchUtils
 
-            if PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True) is None:
+            torch = PyTorchUtils.PyTorchUtilsLogic().installTorch(askConfirmation=True,
+                                                                  torchVersionRequirement=TORCH_REQUIREMENT)
+            if torch is None:
                 return
-            missing.remove("torch")
-        if missing and slicer.util.confirmOkCancelDisplay(
-                f"Install {', '.join(missing)} into Slicer's Python with pip? This downloads packages and can take "
-                "several minutes.", windowTitle="LearnReg"):
+        rest = [r for r in missing if not r.startswith("torch")]
+        if rest and slicer.util.confirmOkCancelDisplay(
+                f"Install {', '.join(rest)} into Slicer's Python with pip? This downloads packages and can take "
+                "a minute.", windowTitle="LearnReg"):
             with _busy_cursor():
-                slicer.util.pip_install(" ".join(missing))
+                slicer.util.pip_install(" ".join(rest))
         self.refresh_requirements()
         self._checkCanApply()
 
     # ----------------------------------------------------------------- running
     def onApplyButton(self) -> None:
-        if self._cancel is not None:
-            self._cancel.cancel()
-            self.ui.statusLabel.text = "Cancelling..."
+        if self._run is not None:
+            self._cancel_run("Cancelled; the scene is as it was.")
             return
+        from learnreg.errors import LearnRegError
+        from learnreg.slicer.background import BackgroundJob
+        from learnreg.slicer.parameters import method_option_values
+
+        p = self._parameterNode
+        outputs = {"warped_volume": p.warpedVolume, "transform": p.outputTransform}
+        try:
+            inputs = self.logic.read_inputs(p.fixedVolume, p.movingVolume, fixed_landmarks=p.fixedLandmarks,
+                                            moving_landmarks=p.movingLandmarks, fixed_labels=p.fixedLabels,
+                                            moving_labels=p.movingLabels, **outputs)
+            options = method_options(p.method, p.preset.value, method_option_values(p), p.options)
+            self.logic.check_options(p.method, options)
+        except LearnRegError as error:
+            self._show_error(error)
+            return
+        run = PanelRun(inputs, p.method, outputs)
+        run.job = BackgroundJob(self.logic.registration_work(inputs, p.method, options, p.device.value),
+                                f"LearnReg {p.method}")
+        self._run = run
+        self._set_running(True)
+        self._show_progress(run, 0.0, f"{p.method}: starting")
+        run.job.start()
+        self._timer.start()
+
+    def _poll(self) -> None:
+        """Read what the jobs posted (every ``POLL_INTERVAL_MS`` while one runs)."""
+        if self._methods_job is not None:
+            self._methods_loaded(self._methods_job.poll())
+        run = self._run
+        if run is not None and run.phase == "registering":
+            for event in run.job.poll():
+                if self._run is not run:
+                    break
+                self._handle(run, event)
+        if self._run is None and self._methods_job is None:
+            self._timer.stop()
+
+    def _handle(self, run: PanelRun, event) -> None:
+        from learnreg.errors import RegistrationCancelled
+
+        if event.kind == "progress":
+            fraction, message = event.payload
+            self._show_progress(run, REGISTRATION_SHARE * fraction, message)
+        elif event.kind == "done":
+            self._build_scene(run, event.payload)
+        elif event.kind == "cancelled":
+            self._finish(run, "cancelled", "Cancelled; the scene is as it was.")
+        elif event.kind == "error":
+            self._finish(run, "error", "Not registered: see the message.")
+            self._show_error(event.payload)
+        elif event.kind == "failed":
+            error, details = event.payload
+            if isinstance(error, RegistrationCancelled):
+                self._finish(run, "cancelled", "Cancelled; the scene is as it was.")
+                return
+            self._finish(run, "failed", "Failed: see the message.")
+            self._show_failure(error, details)
+
+    def _build_scene(self, run: PanelRun, result) -> None:
         import slicer
 
         from learnreg.errors import LearnRegError, RegistrationCancelled
         from learnreg.progress import CancelToken
 
-        p = self._parameterNode
-        self._set_running(CancelToken())
+        run.phase = "building"
+        run.build_cancel = CancelToken()
+
+        def progress(fraction: float, message: str) -> None:
+            self._show_progress(run, REGISTRATION_SHARE + (1 - REGISTRATION_SHARE) * fraction,
+                                f"Adding to the scene: {message}")
+            slicer.app.processEvents()  # Cancel, closing the scene and leaving the module act here
+
         try:
-            result = self.logic.process(
-                slicer.mrmlScene, p.fixedVolume, p.movingVolume, p.method, p.preset, p.options, p.device,
-                warped_volume=p.warpedVolume, transform=p.outputTransform, fixed_landmarks=p.fixedLandmarks,
-                moving_landmarks=p.movingLandmarks, progress=self._on_progress, cancel=self._cancel,
-                panel_options=self._panel_options(), fixed_labels=p.fixedLabels, moving_labels=p.movingLabels)
+            registration = self.logic.add_result(slicer.mrmlScene, run.inputs, result, progress=progress,
+                                                 cancel=run.build_cancel, **run.outputs)
         except RegistrationCancelled:
-            self.ui.statusLabel.text = "Cancelled; the scene is as it was."
+            self._finish(run, "cancelled", run.outcome or "Cancelled; the scene is as it was.")
+            return
         except LearnRegError as error:
-            self.ui.statusLabel.text = "Not registered: see the message."
-            slicer.util.errorDisplay(str(error), windowTitle=f"{self.moduleName}: cannot register")
+            self._finish(run, "error", "Not registered: see the message.")
+            self._show_error(error)
+            return
         except Exception as error:  # an unexpected failure: the message, with details for a bug report
-            self.ui.statusLabel.text = "Failed: see the message."
-            slicer.util.errorDisplay(f"Registration failed unexpectedly: {error}", windowTitle=self.moduleName,
-                                     detailedText=traceback.format_exc())
-        else:
-            self._show_result(result)
-        finally:
-            self._set_running(None)
+            self._finish(run, "failed", "Failed: see the message.")
+            self._show_failure(error, traceback.format_exc())
+            return
+        run.registration = registration
+        self._finish(run, "done", None)
+        self._show_result(registration)
 
-    def _panel_options(self) -> dict:
-        """Values of the method controls this module's .ui has (see :data:`PANEL_OPTIONS`)."""
-        bound = {w.property("SlicerParameterName") for w in vars(self.ui).values() if hasattr(w, "property")}
-        return {name: getattr(self._parameterNode, name) for name in PANEL_OPTIONS if name in bound}
+    def _cancel_run(self, message: str) -> None:
+        """Stop the run now: the job ends at its next check (its late events are dropped); while the result is
+        being added to the scene, the builder removes what it added at its next report."""
+        run = self._run
+        if run is None:
+            return
+        run.cancelled_at = time.monotonic()
+        run.job.cancel()
+        if run.phase == "building":
+            run.outcome = message
+            run.build_cancel.cancel()
+            self.ui.statusLabel.text = "Cancelling..."
+            return
+        self._finish(run, "cancelled", message)
 
-    def _set_running(self, cancel) -> None:
-        self._cancel = cancel
-        running = cancel is not None
+    def _finish(self, run: PanelRun, outcome: str, message: Optional[str]) -> None:
+        run.phase = "ended"
+        run.outcome = outcome
+        run.idle_at = time.monotonic()
+        self.last_run = run
+        if self._run is run:
+            self._run = None
+        self._set_running(False)
+        if message:
+            self.ui.statusLabel.text = message
+
+    def _set_running(self, running: bool) -> None:
         self.ui.applyButton.text = "Cancel" if running else "Apply"
         self.ui.applyButton.enabled = True
         self.ui.progressBar.setVisible(running)
         self.ui.progressBar.value = 0
-        self.ui.inputsCollapsibleButton.enabled = not running
-        self.ui.outputsCollapsibleButton.enabled = not running
+        for name in LOCKED_WHILE_RUNNING:
+            getattr(self.ui, name).enabled = not running
         if not running:
+            self.ui.stepSlider.setEnabled(self._browser is not None)
             self._checkCanApply()
 
-    def _on_progress(self, fraction: float, message: str) -> None:
-        import slicer
-
+    def _show_progress(self, run: PanelRun, fraction: float, message: str) -> None:
+        run.updates.append((time.monotonic(), fraction, message))
         self.ui.progressBar.value = int(round(100 * fraction))
         self.ui.statusLabel.text = message
-        slicer.app.processEvents()  # lets Cancel be clicked between steps
 
-    def _show_result(self, result) -> None:
+    def _show_error(self, error) -> None:
         import slicer
 
-        p = self._parameterNode
-        slicer.util.setSliceViewerLayers(background=p.fixedVolume, foreground=result.warped_volume,
+        self.ui.statusLabel.text = "Not registered: see the message."
+        slicer.util.errorDisplay(str(error), windowTitle=f"{self.moduleName}: cannot register")
+
+    def _show_failure(self, error, details: str) -> None:
+        import slicer
+
+        slicer.util.errorDisplay(f"Registration failed unexpectedly: {error}", windowTitle=self.moduleName,
+                                 detailedText=details)
+
+    def _show_result(self, registration) -> None:
+        import slicer
+
+        inputs = registration.inputs
+        slicer.util.setSliceViewerLayers(background=inputs.fixed_node, foreground=registration.warped_volume,
                                          foregroundOpacity=0.5)
-        r = result.result
+        r = registration.result
         text = f"Done in {r.timings.get('total', 0.0):.1f} s on {r.device}"
         if r.steps:
             text += f", {len(r.steps)} steps"
         text += f"; the transformation has {r.parameter_count:,} parameters."
-        if result.review is not None:
-            text += (f" Mean TRE {result.review.before['mean']:.2f} -> {result.review.after['mean']:.2f} mm; "
-                     f"worst: {result.review.table.GetCellText(0, 0)}.")
-            self.ui.treTableView.setMRMLTableNode(result.review.table)
-            slicer.modules.plots.logic().ShowChartInLayout(result.review.chart)
-        if result.structures is not None:
-            self.ui.structuresTableView.setMRMLTableNode(result.structures.table)
-            before, after = (result.structures.metrics[k] for k in (next(iter(result.structures.metrics)),
-                                                                     list(result.structures.metrics)[-1]))
+        if registration.review is not None:
+            review = registration.review
+            text += (f" Mean TRE {review.before['mean']:.2f} -> {review.after['mean']:.2f} mm; "
+                     f"worst: {review.table.GetCellText(0, 0)}.")
+            self.ui.treTableView.setMRMLTableNode(review.table)
+            if hasattr(slicer.modules, "plots"):
+                slicer.modules.plots.logic().ShowChartInLayout(review.chart)
+        if registration.structures is not None:
+            self.ui.structuresTableView.setMRMLTableNode(registration.structures.table)
+            stages = list(registration.structures.metrics)
+            before, after = registration.structures.metrics[stages[0]], registration.structures.metrics[stages[-1]]
             text += " Dice " + ", ".join(f"label {label} {before[label]['dice']:.2f} -> {after[label]['dice']:.2f}"
                                          for label in before) + "."
-        if result.images:
-            text += f" Also made: {', '.join(node.GetName() for node in result.images)}."
-        if result.active_points is not None:
-            text += (f" {result.active_points.points.GetNumberOfControlPoints():,} active points, with their "
-                     f"predicted displacements as arrows (x{result.active_points.scale:.1f}).")
-        self._browser = result.steps.browser if result.steps is not None else None
+        if registration.images:
+            text += f" Also made: {', '.join(node.GetName() for node in registration.images)}."
+        if registration.active_points is not None:
+            points = registration.active_points
+            text += (f" {points.points.GetNumberOfControlPoints():,} active points, with their predicted "
+                     f"displacements as arrows (x{points.scale:.1f}).")
+        self._browser = registration.steps.browser if registration.steps is not None else None
         self.ui.stepSlider.setEnabled(self._browser is not None)
         if self._browser is not None:
             count = self._browser.GetNumberOfItems()
             self.ui.stepSlider.maximum = max(count - 1, 0)
             self.ui.stepSlider.value = count - 1
-        for note in result.notes:
+        for note in registration.notes:
             text += f"\nNote: {note}."
         self.ui.statusLabel.text = text
 
     def onStepChanged(self, value: float) -> None:
-        if self._browser is not None:
+        if self._browser is not None and self._browser.GetScene() is not None:
             self._browser.SetSelectedItemNumber(int(value))
-
-
-def vtk_modified_event() -> int:
-    import vtk
-
-    return vtk.vtkCommand.ModifiedEvent
 
 
 class _busy_cursor:
@@ -311,71 +469,3 @@ class _busy_cursor:
         import slicer
 
         slicer.app.restoreOverrideCursor()
-
-
-def define_module(name: str, network_method: str, summary: str, paper: str, module_file: str,
-                  self_test_options: Optional[dict] = None) -> dict:
-    """The four classes Slicer's module loader looks for in ``<name>.py``, after the scripted-module template:
-    ``<name>`` (the module: title, help, sample data), ``<name>Widget`` (this panel on ``Resources/UI/<name>.ui``),
-    ``<name>Logic`` (:class:`~learnreg.slicer.module_logic.RegistrationLogic` offering ``network_method``) and
-    ``<name>Test`` (runs :func:`~learnreg.slicer.module_logic.run_self_test` in the application's scene).
-
-    ``self_test_options`` are the network's options for the self-test (e.g. ISTN's B-spline model for the
-    deformable bundled pair). The module file puts the classes into its namespace:
-    ``globals().update(define_module(...))``.
-    """
-    import os
-
-    import slicer
-    from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoadableModuleLogic,
-                                               ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
-    from slicer.util import VTKObservationMixin
-
-    from learnreg.slicer.module_logic import RegistrationLogic, run_self_test
-
-    icon = os.path.join(os.path.dirname(os.path.abspath(module_file)), "Resources", "Icons", f"{name}.png")
-
-    def module_init(self, parent):
-        ScriptedLoadableModule.__init__(self, parent)
-        describe_module(self.parent, name, summary, paper)
-        sample_data_on_startup(icon)
-
-    def logic_init(self):
-        ScriptedLoadableModuleLogic.__init__(self)
-
-    logic_class = type(f"{name}Logic", (RegistrationLogic, ScriptedLoadableModuleLogic),
-                       {"__init__": logic_init, "network_method": network_method,
-                        "self_test_options": dict(self_test_options or {})})
-
-    def widget_init(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-
-    def widget_setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        self.setup_panel(self.resourcePath(f"UI/{name}.ui"), logic_class())
-
-    def test_set_up(self):
-        slicer.mrmlScene.Clear()
-
-    def test_run(self):
-        self.setUp()
-        self.test_register_bundled_pair()
-
-    def test_register_bundled_pair(self):
-        self.delayDisplay("Registering the bundled brain2d pair")
-        run_self_test(slicer.mrmlScene, logic_class(), self.delayDisplay)
-        self.delayDisplay("Test passed")
-
-    classes = {
-        name: type(name, (ScriptedLoadableModule,), {"__init__": module_init}),
-        f"{name}Widget": type(f"{name}Widget", (RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin),
-                              {"__init__": widget_init, "setup": widget_setup}),
-        f"{name}Logic": logic_class,
-        f"{name}Test": type(f"{name}Test", (ScriptedLoadableModuleTest,), {
-            "setUp": test_set_up, "runTest": test_run, "test_register_bundled_pair": test_register_bundled_pair}),
-    }
-    module_name = os.path.splitext(os.path.basename(module_file))[0]
-    for cls in classes.values():
-        cls.__module__ = module_name  # Slicer derives resource paths and test names from it
-    return classes

@@ -171,12 +171,13 @@ def save_views_png(path, rows: list[tuple[str, RegistrationViews]], title: str, 
     return path
 
 
-def save_registration_views(path, scene, fixed_node, moving_node, registration, fixed_landmarks=None) -> Path:
+def save_registration_views(path, registration) -> Path:
     """Write a PNG of four slice views of a :class:`~learnreg.slicer.run.SceneRegistration`: before and after
     overlays, a checkerboard, and the warped volume with the displacement glyphs (and the fixed landmarks
     near the slice as circles)."""
-    views = registration_views(scene, fixed_node, moving_node, registration.warped_volume, registration.transform,
-                               fixed_landmarks)
+    inputs = registration.inputs
+    views = registration_views(inputs.fixed_node.GetScene(), inputs.fixed_node, inputs.moving_node,
+                               registration.warped_volume, registration.transform, inputs.fixed_landmarks_node)
     result = registration.result
     title = f"{result.method}: {result.timings.get('total', 0.0):.1f} s on {result.device}"
     if registration.review is not None:

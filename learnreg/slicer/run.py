@@ -1,8 +1,14 @@
-"""One call from two volume nodes to a registration's scene nodes: what the modules and the command line run.
+"""Registration in a Slicer scene, in three parts: read the inputs, register, add the result to the scene.
 
-``run_registration`` reads the fixed and moving volumes (and optional landmark point lists) from the
-scene, checks everything a user can get wrong before any work starts, registers, and only then adds
-the result to the scene:
+- :func:`read_inputs` reads the fixed and moving volumes (and optional landmark point lists and label
+  maps) from the scene and checks everything a user can get wrong before any work starts (the panel's
+  job, on the GUI thread);
+- the registrar registers the images (anywhere: the panel runs it in a worker thread);
+- :func:`add_registration_to_scene` adds one registration result to a scene. The command line, the
+  panels and the benchmarks all build their scenes with it; inputs that came from files rather than
+  nodes are added as nodes first.
+
+:func:`run_registration` does all three in one call. The nodes added for a result:
 
 - the warped moving volume on the fixed grid (a new node unless an output node is given);
 - a grid transform node holding the pull field as FromParent (resampling direction), drawn as glyphs
@@ -15,8 +21,8 @@ the result to the scene:
 - points where the method measured displacements (CNNRegress: its active points) as a point list, with
   their displacements as arrows per step.
 
-Input nodes are never changed. If the registration fails or is cancelled, or building a node fails,
-every node this call added is removed again, so the scene holds no half-made result.
+Input nodes are never changed. If building fails or is cancelled, every node it added is removed again,
+so the scene holds no half-made result.
 """
 
 from __future__ import annotations
@@ -25,18 +31,16 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Optional, Union
 
-from learnreg.errors import InputError
-from learnreg.image import Image
-from learnreg.landmarks import LandmarkPairs, pair_landmarks
-from learnreg.progress import CancelToken, ProgressCallback
+from learnreg.progress import CancelToken, Progress, ProgressCallback
 from learnreg.registration import Registrar, RegistrationResult, create_registrar
 from learnreg.slicer.active_points import ActivePointNodes, add_active_point_nodes
-from learnreg.slicer.markups import landmarks_from_markups
+from learnreg.slicer.inputs import SceneInputs, read_inputs
+from learnreg.slicer.markups import add_markups_node
 from learnreg.slicer.review import TREReview, add_tre_review
 from learnreg.slicer.steps import StepSequences, add_step_sequences
 from learnreg.slicer.structures import StructureReview, add_structure_review
 from learnreg.slicer.transforms import add_linear_transform_node, add_transform_node, show_field
-from learnreg.slicer.volumes import add_volume_node, read_volume_node, update_volume_node
+from learnreg.slicer.volumes import add_volume_node, update_volume_node
 
 #: node attribute prefix for what produced a result node
 ATTRIBUTE_PREFIX = "LearnReg."
@@ -44,7 +48,8 @@ ATTRIBUTE_PREFIX = "LearnReg."
 
 @dataclass
 class SceneRegistration:
-    """A registration's result and the scene nodes made from it."""
+    """A registration's result and the scene nodes made from it (``inputs``: the nodes it was read from,
+    or added for it)."""
 
     result: RegistrationResult
     warped_volume: Any
@@ -55,47 +60,7 @@ class SceneRegistration:
     structures: Optional[StructureReview] = None
     images: list = field(default_factory=list)
     active_points: Optional[ActivePointNodes] = None
-
-
-def _check_output(node, expected_class: str, role: str, inputs: tuple) -> None:
-    if node is None:
-        return
-    if any(node is n for n in inputs if n is not None):
-        raise InputError(f"the output {role} '{node.GetName()}' is one of the inputs; choose 'Create new' or another node")
-    if not node.IsA(expected_class):
-        raise InputError(f"the output {role} '{node.GetName()}' is a {node.GetClassName()}, not a {expected_class}")
-
-
-def _read_landmarks(fixed_markups, moving_markups, fixed: Image, moving: Image) -> Optional[LandmarkPairs]:
-    if fixed_markups is None and moving_markups is None:
-        return None
-    if fixed_markups is None or moving_markups is None:
-        raise InputError("choose both fixed and moving landmarks, or neither")
-    if fixed_markups is moving_markups:
-        raise InputError(f"fixed and moving landmarks are the same point list '{fixed_markups.GetName()}'")
-    return pair_landmarks(landmarks_from_markups(fixed_markups, "fixed landmarks"),
-                          landmarks_from_markups(moving_markups, "moving landmarks"), fixed, moving)
-
-
-def _read_labels(fixed_labels, moving_labels):
-    if fixed_labels is None and moving_labels is None:
-        return None
-    if fixed_labels is None or moving_labels is None:
-        raise InputError("choose both fixed and moving label maps (structures to evaluate), or neither")
-    return (read_volume_node(fixed_labels, "fixed label map", labels=True).image,
-            read_volume_node(moving_labels, "moving label map", labels=True).image)
-
-
-def _notes(fixed_node, moving_node, fixed_parent: Optional[str], moving_parent: Optional[str]) -> list[str]:
-    notes = []
-    if fixed_parent:
-        notes.append(f"the fixed volume '{fixed_node.GetName()}' is under the linear transform '{fixed_parent}'; "
-                     "the result lies on the fixed grid where that transform places it")
-    if moving_parent:
-        notes.append(f"the moving volume '{moving_node.GetName()}' is under the linear transform '{moving_parent}'; "
-                     f"the registration started from that position: to apply the result to '{moving_node.GetName()}', "
-                     f"put '{moving_parent}' under the new transform")
-    return notes
+    inputs: Optional[SceneInputs] = None
 
 
 def _tag(node, result: RegistrationResult) -> None:
@@ -105,8 +70,98 @@ def _tag(node, result: RegistrationResult) -> None:
     node.SetAttribute(ATTRIBUTE_PREFIX + "seconds", f"{result.timings.get('total', 0.0):.3f}")
 
 
-def _node_ids(scene) -> set:
-    return {scene.GetNthNode(i).GetID() for i in range(scene.GetNumberOfNodes())}
+class _AddedNodes:
+    """Records every node added to a scene while it is open, so that a failed build removes exactly those.
+    If the scene is closed meanwhile (a user closing it mid-run), they went with it and nothing is removed."""
+
+    def __init__(self, scene) -> None:
+        self.scene = scene
+        self.ids: list = []
+        self.closed = False
+        self._tags = [scene.AddObserver(scene.NodeAddedEvent, self._added),
+                      scene.AddObserver(scene.StartCloseEvent, self._closing)]
+
+    def _added(self, caller, event) -> None:
+        if not self.closed:
+            self.ids.append(self.scene.GetNthNode(self.scene.GetNumberOfNodes() - 1).GetID())
+
+    def _closing(self, caller, event) -> None:
+        self.closed = True
+
+    def close(self) -> None:
+        for tag in self._tags:
+            self.scene.RemoveObserver(tag)
+
+    def remove_all(self) -> None:
+        if self.closed:
+            return
+        for node_id in reversed(self.ids):
+            node = self.scene.GetNodeByID(node_id)
+            if node is not None:
+                self.scene.RemoveNode(node)
+
+
+def add_input_nodes(scene, inputs: SceneInputs) -> None:
+    """Add volume (and point-list) nodes for inputs read from files (the command line, the benchmarks, the
+    self-test), and record them in ``inputs``."""
+    inputs.fixed_node = add_volume_node(scene, inputs.fixed, inputs.names[0])
+    inputs.moving_node = add_volume_node(scene, inputs.moving, inputs.names[1])
+    if inputs.landmarks is not None:
+        fixed_points, moving_points = inputs.landmarks.as_landmarks()
+        inputs.fixed_landmarks_node = add_markups_node(scene, fixed_points, f"{inputs.names[0]} landmarks")
+        inputs.moving_landmarks_node = add_markups_node(scene, moving_points, f"{inputs.names[1]} landmarks")
+
+
+def add_registration_to_scene(scene, inputs: SceneInputs, result: RegistrationResult, *, warped_volume=None,
+                              transform=None, progress: Optional[ProgressCallback] = None,
+                              cancel: Optional[CancelToken] = None) -> SceneRegistration:
+    """Add a registration result to ``scene`` (the nodes listed in the module docstring).
+
+    Inputs without nodes (:meth:`SceneInputs.from_images`) get volume and point-list nodes first.
+    ``warped_volume`` and ``transform`` are existing nodes to overwrite; new nodes by default.
+    ``progress`` is called after every part (and every step of a stepwise result); ``cancel`` is checked
+    there. On failure or cancel every node added is removed again and the exception propagates
+    (:class:`~learnreg.errors.RegistrationCancelled` for a cancel).
+    """
+    reporter = Progress(progress, cancel)
+    added = _AddedNodes(scene)
+    try:
+        reporter.report(0.0, "adding the result to the scene")
+        if inputs.fixed_node is None:
+            add_input_nodes(scene, inputs)
+        fixed_node, name = inputs.fixed_node, result.method
+        if warped_volume is None:
+            warped_volume = add_volume_node(scene, result.warped, f"{inputs.names[1]} warped ({name})",
+                                            display_like=inputs.moving_node)
+        else:
+            update_volume_node(warped_volume, result.warped)
+        if transform is None and result.affine_lps is not None:
+            transform = add_linear_transform_node(scene, result.affine_lps, result.field, f"{name} transform",
+                                                  region_node=fixed_node)
+        elif transform is None:
+            transform = add_transform_node(scene, result.field, f"{name} transform", region_node=fixed_node)
+        else:
+            show_field(transform, result.field, region_node=fixed_node)
+        _tag(warped_volume, result)
+        _tag(transform, result)
+        reporter.report(0.2, "warped volume and transform added")
+        steps = add_step_sequences(scene, result, inputs.moving, name, reporter.span(0.2, 0.8))
+        review = None
+        if inputs.landmarks is not None:
+            review = add_tre_review(scene, name, inputs.landmarks, result.field, transform, inputs.fixed_landmarks_node)
+            reporter.report(0.85, "landmark review added")
+        structures = None if inputs.labels is None else add_structure_review(scene, name, *inputs.labels, result)
+        reporter.report(0.9, "structure review added" if structures is not None else "adding method images")
+        images = [add_volume_node(scene, image, f"{name} {image_name}") for image_name, image in result.images.items()]
+        active_points = add_active_point_nodes(scene, result, name)
+        reporter.report(1.0, "scene ready")
+    except BaseException:
+        added.remove_all()
+        raise
+    finally:
+        added.close()
+    return SceneRegistration(result, warped_volume, transform, steps, review, list(inputs.notes), structures, images,
+                             active_points, inputs)
 
 
 def run_registration(scene, fixed_node, moving_node, method: Union[str, Registrar] = "bspline",
@@ -114,7 +169,7 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
                      cancel: Optional[CancelToken] = None, *, device: str = "auto", fixed_landmarks=None,
                      moving_landmarks=None, warped_volume=None, transform=None, fixed_labels=None,
                      moving_labels=None) -> SceneRegistration:
-    """Register ``moving_node`` to ``fixed_node`` and add the result to ``scene``.
+    """Register ``moving_node`` to ``fixed_node`` and add the result to ``scene``, in one call.
 
     Args:
         scene: the ``vtkMRMLScene`` holding the nodes (``slicer.mrmlScene`` inside Slicer).
@@ -132,54 +187,12 @@ def run_registration(scene, fixed_node, moving_node, method: Union[str, Registra
         InputError: a problem with the inputs, named with its fix. ResourceError: not enough memory.
         RegistrationCancelled: cancelled; the scene is as it was.
     """
-    if fixed_node is None or moving_node is None:
-        raise InputError("choose both a fixed and a moving volume")
-    if fixed_node is moving_node:
-        raise InputError(f"the fixed and moving volume are the same node '{fixed_node.GetName()}'; choose two volumes")
-    inputs = (fixed_node, moving_node, fixed_landmarks, moving_landmarks, fixed_labels, moving_labels)
-    _check_output(warped_volume, "vtkMRMLScalarVolumeNode", "volume", inputs)
-    _check_output(transform, "vtkMRMLGridTransformNode", "transform", inputs)
+    inputs = read_inputs(fixed_node, moving_node, fixed_landmarks=fixed_landmarks, moving_landmarks=moving_landmarks,
+                         fixed_labels=fixed_labels, moving_labels=moving_labels, warped_volume=warped_volume,
+                         transform=transform)
     registrar = method if isinstance(method, Registrar) else create_registrar(method, options)
-    fixed_in = read_volume_node(fixed_node, "fixed")
-    moving_in = read_volume_node(moving_node, "moving")
-    landmarks = _read_landmarks(fixed_landmarks, moving_landmarks, fixed_in.image, moving_in.image)
-    labels = _read_labels(fixed_labels, moving_labels)
-    if labels is not None and labels[0].grid.size != fixed_in.image.grid.size:
-        raise InputError(f"the fixed label map '{fixed_labels.GetName()}' has size {labels[0].grid.size} but the fixed "
-                         f"volume has {fixed_in.image.grid.size}; choose the label map made on the fixed volume")
-
-    result = registrar.register(fixed_in.image, moving_in.image, device=device, progress=progress, cancel=cancel)
-
-    before = _node_ids(scene)
-    try:
-        name = result.method
-        if warped_volume is None:
-            warped_volume = add_volume_node(scene, result.warped, f"{moving_node.GetName()} warped ({name})",
-                                            display_like=moving_node)
-        else:
-            update_volume_node(warped_volume, result.warped)
-        if transform is None and result.affine_lps is not None:
-            transform = add_linear_transform_node(scene, result.affine_lps, result.field, f"{name} transform",
-                                                  region_node=fixed_node)
-        elif transform is None:
-            transform = add_transform_node(scene, result.field, f"{name} transform", region_node=fixed_node)
-        else:
-            show_field(transform, result.field, region_node=fixed_node)
-        _tag(warped_volume, result)
-        _tag(transform, result)
-        steps = add_step_sequences(scene, result, moving_in.image, name)
-        review = None
-        if landmarks is not None:
-            review = add_tre_review(scene, name, landmarks, result.field, transform, fixed_landmarks)
-        structures = None if labels is None else add_structure_review(scene, name, *labels, result)
-        images = [add_volume_node(scene, image, f"{name} {image_name}") for image_name, image in result.images.items()]
-        active_points = add_active_point_nodes(scene, result, name)
-    except BaseException:
-        for node_id in _node_ids(scene) - before:
-            node = scene.GetNodeByID(node_id)
-            if node is not None:
-                scene.RemoveNode(node)
-        raise
-    return SceneRegistration(result, warped_volume, transform, steps, review,
-                             _notes(fixed_node, moving_node, fixed_in.parent_transform, moving_in.parent_transform),
-                             structures, images, active_points)
+    reporter = Progress(progress, cancel)
+    result = registrar.register(inputs.fixed, inputs.moving, device=device, cancel=cancel,
+                                progress=reporter.span(0.0, 0.9).as_callback())
+    return add_registration_to_scene(scene, inputs, result, warped_volume=warped_volume, transform=transform,
+                                     progress=reporter.span(0.9, 1.0).as_callback(), cancel=cancel)

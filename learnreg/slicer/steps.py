@@ -17,6 +17,7 @@ import numpy as np
 
 from learnreg.field import DisplacementField
 from learnreg.image import Image
+from learnreg.progress import Progress
 from learnreg.registration import RegistrationResult
 from learnreg.slicer._mrml import slicer
 from learnreg.slicer.volumes import RAS_LPS, update_volume_node
@@ -60,8 +61,12 @@ def _new_sequence(scene, name: str):
     return sequence
 
 
-def add_step_sequences(scene, result: RegistrationResult, moving: Image, method: str) -> Optional[StepSequences]:
-    """Sequences and a browser for ``result.steps``; None when the method recorded no step displacements."""
+def add_step_sequences(scene, result: RegistrationResult, moving: Image, method: str,
+                       progress: Optional[Progress] = None) -> Optional[StepSequences]:
+    """Sequences and a browser for ``result.steps``; None when the method recorded no step displacements.
+
+    ``progress`` is told after every step (each step resamples the moving image), and cancels there."""
+    progress = progress or Progress()
     steps = [s for s in result.steps if s.displacement is not None]
     if not steps:
         return None
@@ -72,7 +77,7 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
     region = _new_sequence(scene, f"{method} step region") if local else None
     accumulated = np.zeros_like(result.field.vectors)
     largest_mm = 0.0
-    for step in steps:
+    for number, step in enumerate(steps, 1):
         value = str(step.index)
         accumulated = accumulated + step.displacement.vectors
         magnitude = step.displacement.magnitude().astype(np.float32)
@@ -82,6 +87,7 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
         warped.SetDataNodeAtValue(_volume(resample_to_grid(moving, grid, field)), value)
         if region is not None:
             region.SetDataNodeAtValue(_region(step.centre, step.extent_mm, grid.ndim), value)
+        progress.report(number / len(steps), f"step {number} of {len(steps)} added to the scene")
 
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", scene.GenerateUniqueName(f"{method} steps"))
     browser.SetAndObserveMasterSequenceNodeID(displacement.GetID())
