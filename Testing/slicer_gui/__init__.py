@@ -111,6 +111,7 @@ class SlicerSession:
     app: object
     saved: dict = field(default_factory=dict)
     modules: dict = field(default_factory=dict)
+    added_paths: list = field(default_factory=list)
 
     def load_module(self, module_file: Path, setup_widget: bool = True) -> ModuleInstance:
         """Load ``<Name>.py`` as Slicer's scripted-module factory does: import it under its name, construct
@@ -118,6 +119,10 @@ class SlicerSession:
         import slicer
 
         name = Path(module_file).stem
+        folder = str(Path(module_file).resolve().parent)
+        if folder not in sys.path:  # Slicer's scripted-module factory appends the module's folder to sys.path
+            sys.path.append(folder)
+            self.added_paths.append(folder)
         python_module = _load_file(name, Path(module_file))
         parent = types.SimpleNamespace(path=str(module_file))  # the module's qSlicerScriptedLoadableModule
         module = getattr(python_module, name)(parent)
@@ -183,6 +188,9 @@ class SlicerSession:
                 self.app.moduleManager().moduleAboutToBeUnloaded.emit(name)
                 instance.widget.parent.deleteLater()
         self.modules.clear()
+        for folder in self.added_paths:
+            if folder in sys.path:
+                sys.path.remove(folder)
         QtCore.QCoreApplication.sendPostedEvents(None, QtCore.QEvent.DeferredDelete)
         gc.collect()  # now, while every object's C++ side is in a known state
         for name, module in self.saved.items():

@@ -1,0 +1,1 @@
+# Stand-in for Slicer's extension packaging (SlicerExtensionCPack.cmake): packages nothing here.
