@@ -30,7 +30,7 @@ from learnreg.warp import Warper
 
 METHOD = "cnnregress"
 #: patch pairs per network call (memory: about 1 MB per 3D pair of the default size)
-PATCH_BATCH = 512
+PATCH_BATCH = 128
 #: the spline is evaluated at every ``stride``-th working voxel per dimension (see :func:`~learnreg.cnnregress.tps.dense_field`)
 EVALUATION_STRIDE = {2: 1, 3: 2}
 
@@ -69,14 +69,19 @@ def cutter_for(config: CNNRegressConfig) -> PatchCutter:
 
 
 def predict_at_points(network: CNNRegressNetwork, fixed: torch.Tensor, moving: torch.Tensor,
-                      positions: torch.Tensor) -> torch.Tensor:
+                      positions: torch.Tensor, progress: Optional[Progress] = None) -> torch.Tensor:
     """Displacements ``(N, ndim)`` (working voxels) at voxel indices ``positions`` ``(N, ndim)`` of one pair of
-    prepared images (:meth:`~learnreg.cnnregress.sampling.PatchCutter.prepare`), :data:`PATCH_BATCH` at a time."""
+    prepared images (:meth:`~learnreg.cnnregress.sampling.PatchCutter.prepare`), :data:`PATCH_BATCH` at a time,
+    each batch reported to ``progress`` (which may cancel there)."""
     cutter = cutter_for(network.config)
     out = []
-    for chunk in torch.split(positions, PATCH_BATCH):
+    chunks = torch.split(positions, PATCH_BATCH)
+    for index, chunk in enumerate(chunks):
         images = torch.zeros(chunk.shape[0], dtype=torch.long, device=chunk.device)
         out.append(network(*cutter.pairs(fixed, moving, images, chunk)))
+        if progress is not None:
+            progress.report((index + 1) / len(chunks), f"cnnregress: {min((index + 1) * PATCH_BATCH, len(positions))}"
+                                                       f"/{len(positions)} active points predicted")
     return torch.cat(out)
 
 
@@ -122,9 +127,12 @@ def register_on_working_grid(network: CNNRegressNetwork, fixed: torch.Tensor, mo
     result = []
     for iteration in range(iterations):
         t0 = time.perf_counter()
-        predictions = predict_at_points(network, fixed_prepared, cutter.prepare(warped), points)
+        share = None if progress is None else progress.span(iteration / iterations, (iteration + 1) / iterations)
+        predictions = predict_at_points(network, fixed_prepared, cutter.prepare(warped), points,
+                                        None if share is None else share.span(0.0, 0.75))
         t1 = time.perf_counter()
-        increment = dense_field(points, predictions, spatial, smoothing, EVALUATION_STRIDE[config.ndim])
+        increment = dense_field(points, predictions, spatial, smoothing, EVALUATION_STRIDE[config.ndim],
+                                None if share is None else share.span(0.75, 0.99))
         t2 = time.perf_counter()
         field = compose(field, increment, warper) if iteration else increment
         warped = warper(moving, field)

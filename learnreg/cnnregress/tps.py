@@ -23,12 +23,15 @@ which keeps the system well conditioned; the fit is invariant to that scaling ap
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 
+from learnreg.progress import Progress
+
 #: voxels evaluated per block (memory ``block x N`` floats)
-BLOCK = 16384
+BLOCK = 4096
 
 
 def radial_kernel(distance: torch.Tensor, ndim: int) -> torch.Tensor:
@@ -76,17 +79,20 @@ class ThinPlateSpline:
         solution = torch.linalg.solve(system, rhs)
         return cls(c, solution[:count], solution[count:], scale)
 
-    def __call__(self, positions: torch.Tensor) -> torch.Tensor:
+    def __call__(self, positions: torch.Tensor, progress: Optional[Progress] = None) -> torch.Tensor:
         """The spline at ``positions`` ``(M, ndim)`` (same unit as the fit's points): ``(M, C)``, float32, on
         the positions' device; evaluated in float64 (the weights of an exact fit are large and cancel) in blocks
-        of :data:`BLOCK`."""
+        of :data:`BLOCK`, each reported to ``progress`` (which may cancel there)."""
         device = positions.device
         nd = self.points.shape[1]
         points, weights, affine = (t.to(device) for t in (self.points, self.weights, self.affine))
         out = []
-        for block in torch.split(positions.double() / self.scale, BLOCK):
+        blocks = torch.split(positions.double() / self.scale, BLOCK)
+        for index, block in enumerate(blocks):
             kernel = radial_kernel(torch.cdist(block, points), nd)
             out.append((kernel @ weights + affine[0] + block @ affine[1:]).float())
+            if progress is not None:
+                progress.report((index + 1) / len(blocks), f"thin-plate spline: block {index + 1}/{len(blocks)}")
         return torch.cat(out)
 
 
@@ -100,13 +106,13 @@ def grid_positions(spatial: tuple[int, ...], device=None, stride: int = 1) -> to
 
 
 def dense_field(points: torch.Tensor, displacements: torch.Tensor, spatial: tuple[int, ...],
-                smoothing: float = 0.0, stride: int = 1) -> torch.Tensor:
+                smoothing: float = 0.0, stride: int = 1, progress: Optional[Progress] = None) -> torch.Tensor:
     """The spline through ``displacements`` ``(N, ndim)`` at voxel indices ``points`` ``(N, ndim)`` (axis order) on a
     grid of tensor shape ``spatial``: ``(1, ndim, *spatial)``; evaluated at every ``stride``-th voxel and
-    linearly interpolated between (``stride`` 1: exact everywhere)."""
+    linearly interpolated between (``stride`` 1: exact everywhere). ``progress`` hears of each block evaluated."""
     spline = ThinPlateSpline.fit(points.float(), displacements, smoothing)
     coarse = tuple((n - 1) // stride + 1 for n in spatial)
-    values = spline(grid_positions(spatial, displacements.device, stride)).T.reshape(1, -1, *coarse)
+    values = spline(grid_positions(spatial, displacements.device, stride), progress).T.reshape(1, -1, *coarse)
     if coarse == tuple(spatial):
         return values
     return F.interpolate(values, size=tuple(spatial), mode="bilinear" if len(spatial) == 2 else "trilinear",

@@ -138,6 +138,15 @@ class RegistrationLogic:
     def methods(self) -> list[str]:
         return module_methods(self.network_method)
 
+    def prepare(self) -> list[str]:
+        """What a panel does in the background when it opens: import the registrars (and torch), warm torch
+        up for the first run (:func:`learnreg.registration.warm_up`), and return :meth:`methods`."""
+        from learnreg.registration import warm_up
+
+        methods = self.methods()
+        warm_up()
+        return methods
+
     def default_method(self) -> str:
         return self.methods()[0]
 

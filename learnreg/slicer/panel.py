@@ -187,7 +187,7 @@ class RegistrationPanel:
 
         self.ui.methodComboBox.clear()
         self.ui.statusLabel.text = "Loading the methods (PyTorch and the installed networks)..."
-        self._methods_job = BackgroundJob(lambda progress, cancel: self.logic.methods(), "LearnReg methods").start()
+        self._methods_job = BackgroundJob(lambda progress, cancel: self.logic.prepare(), "LearnReg methods").start()
         self._timer.start()
 
     def _methods_loaded(self, events) -> None:
