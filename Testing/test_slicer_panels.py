@@ -124,6 +124,22 @@ def test_module_opens_binds_every_control_and_keeps_ranges(slicer_app, module):
     p.device = Device.cpu
     assert widget.ui.deviceComboBox.currentText == Device.cpu.label()
 
+    from learnreg.slicer.module_logic import method_options
+    from learnreg.slicer.parameters import COMMON_FIELDS, method_option_values
+
+    own = [name for name in parameter_class.allParameters if name not in COMMON_FIELDS]
+    assert own, f"{module} has no controls of its own"
+    for name in own:  # each of the module's own controls, changed in its widget, reaches the method's options
+        control = mapping[name]
+        if isinstance(control, __import__("qt").QComboBox):  # an enum: its last member
+            control.currentIndex = control.count - 1
+            expected = list(type(getattr(p, name)))[-1].value
+        else:  # a number: its largest allowed value
+            control.value = control.maximum
+            expected = control.maximum
+        assert method_option_values(p)[name] == expected, name
+        assert method_options(NETWORK[module], "Default", method_option_values(p), "")[name] == expected, name
+
     labels = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLLabelMapVolumeNode", "structures")
     volume = slicer.mrmlScene.AddNewNodeByClass("vtkMRMLScalarVolumeNode", "volume")
     for selector in (widget.ui.fixedLabelsSelector, widget.ui.movingLabelsSelector):
