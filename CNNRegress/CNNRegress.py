@@ -21,7 +21,8 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
+                                          register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
 from learnreg.slicer.parameters import RegistrationParameters
 
@@ -45,34 +46,14 @@ class CNNRegressParameterNode(RegistrationParameters):
     passes: Annotated[int, WithinRange(1, 10)] = 2
 
 
-class CNNRegressWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    parameter_node_class = CNNRegressParameterNode
-
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        self.setup_panel(self.resourcePath("UI/CNNRegress.ui"), CNNRegressLogic())
-
-
 class CNNRegressLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
     network_method = "cnnregress"
 
-    def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
+
+class CNNRegressWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = CNNRegressParameterNode
+    logic_class = CNNRegressLogic
 
 
-class CNNRegressTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_register_bundled_pair()
-
-    def test_register_bundled_pair(self):
-        self.delayDisplay("Registering the bundled brain2d pair")
-        run_self_test(slicer.mrmlScene, CNNRegressLogic(), self.delayDisplay)
-        self.delayDisplay("Test passed")
+class CNNRegressTest(RegistrationSelfTest, ScriptedLoadableModuleTest):
+    logic_class = CNNRegressLogic

@@ -21,7 +21,8 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
+                                          register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
 from learnreg.slicer.parameters import RegistrationParameters, Transformation, Variant
 
@@ -47,36 +48,16 @@ class ISTNRegisterParameterNode(RegistrationParameters):
     refine_steps: Annotated[int, WithinRange(0, 2000)] = 50
 
 
-class ISTNRegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    parameter_node_class = ISTNRegisterParameterNode
-
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        self.setup_panel(self.resourcePath("UI/ISTNRegister.ui"), ISTNRegisterLogic())
-
-
 class ISTNRegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
     network_method = "istn"
     #: the bundled self-test pair is deformable: ISTN's B-spline model
     self_test_options = {"transformation": "bspline"}
 
-    def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
+
+class ISTNRegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = ISTNRegisterParameterNode
+    logic_class = ISTNRegisterLogic
 
 
-class ISTNRegisterTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_register_bundled_pair()
-
-    def test_register_bundled_pair(self):
-        self.delayDisplay("Registering the bundled brain2d pair")
-        run_self_test(slicer.mrmlScene, ISTNRegisterLogic(), self.delayDisplay)
-        self.delayDisplay("Test passed")
+class ISTNRegisterTest(RegistrationSelfTest, ScriptedLoadableModuleTest):
+    logic_class = ISTNRegisterLogic

@@ -21,7 +21,8 @@ from slicer.ScriptedLoadableModule import (ScriptedLoadableModule, ScriptedLoada
                                            ScriptedLoadableModuleTest, ScriptedLoadableModuleWidget)
 from slicer.util import VTKObservationMixin
 
-from learnreg.slicer.module_logic import RegistrationLogic, describe_module, register_sample_data, run_self_test
+from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
+                                          register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
 from learnreg.slicer.parameters import RegistrationParameters
 
@@ -45,34 +46,14 @@ class R2RegisterParameterNode(RegistrationParameters):
     tolerance: Annotated[float, WithinRange(0.0, 0.5)] = 0.002
 
 
-class R2RegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
-    parameter_node_class = R2RegisterParameterNode
-
-    def __init__(self, parent=None):
-        ScriptedLoadableModuleWidget.__init__(self, parent)
-        VTKObservationMixin.__init__(self)
-
-    def setup(self):
-        ScriptedLoadableModuleWidget.setup(self)
-        self.setup_panel(self.resourcePath("UI/R2Register.ui"), R2RegisterLogic())
-
-
 class R2RegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
     network_method = "r2n2"
 
-    def __init__(self):
-        ScriptedLoadableModuleLogic.__init__(self)
+
+class R2RegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):
+    parameter_node_class = R2RegisterParameterNode
+    logic_class = R2RegisterLogic
 
 
-class R2RegisterTest(ScriptedLoadableModuleTest):
-    def setUp(self):
-        slicer.mrmlScene.Clear()
-
-    def runTest(self):
-        self.setUp()
-        self.test_register_bundled_pair()
-
-    def test_register_bundled_pair(self):
-        self.delayDisplay("Registering the bundled brain2d pair")
-        run_self_test(slicer.mrmlScene, R2RegisterLogic(), self.delayDisplay)
-        self.delayDisplay("Test passed")
+class R2RegisterTest(RegistrationSelfTest, ScriptedLoadableModuleTest):
+    logic_class = R2RegisterLogic

@@ -245,6 +245,29 @@ def register_sample_data() -> None:
 
 
 # ----------------------------------------------------------------- self-test
+class RegistrationSelfTest:
+    """The self-test of a LearnReg module, mixed in first into its Test class
+    (``class R2RegisterTest(RegistrationSelfTest, ScriptedLoadableModuleTest)``), which sets ``logic_class``."""
+
+    logic_class: type = RegistrationLogic
+
+    def setUp(self):
+        import slicer
+
+        slicer.mrmlScene.Clear()
+
+    def runTest(self):
+        self.setUp()
+        self.test_register_bundled_pair()
+
+    def test_register_bundled_pair(self):
+        import slicer
+
+        self.delayDisplay("Registering the bundled brain2d pair")
+        run_self_test(slicer.mrmlScene, self.logic_class(), self.delayDisplay)
+        self.delayDisplay("Test passed")
+
+
 def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = print, pair: str = "brain2d") -> dict:
     """Load a bundled pair into ``scene``, register it with the module's default method and check the
     result: new warped and transform nodes, TRE reduced by more than 40 %, inputs unchanged. The self-test

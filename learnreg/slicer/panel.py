@@ -63,10 +63,19 @@ class PanelRun:
 
 
 class RegistrationPanel:
-    """Behaviour of a LearnReg module panel; mixed into the module's Widget class, which sets
-    ``parameter_node_class``."""
+    """Behaviour of a LearnReg module panel, mixed in first into the module's Widget class
+    (``class R2RegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin)``),
+    which sets ``parameter_node_class`` and ``logic_class``. The panel is ``Resources/UI/<module>.ui``."""
 
     parameter_node_class: Any = None
+    logic_class: Any = None
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)  # ScriptedLoadableModuleWidget, which initialises VTKObservationMixin in turn
+
+    def setup(self) -> None:
+        super().setup()  # ScriptedLoadableModuleWidget's (the developer section in developer mode)
+        self.setup_panel(self.resourcePath(f"UI/{self.moduleName}.ui"), self.logic_class())
 
     def setup_panel(self, ui_path: str, logic) -> None:
         import qt
