@@ -23,20 +23,31 @@ def _plain(name: str, base: type, body: dict | None = None) -> type:
     return type(name, (PythonQtObject, base), {"__module__": "ctk_or_slicer", **(body or {})})
 
 
-class ctkCollapsibleButton(PythonQtObject, QtWidgets.QPushButton):
-    """A titled section that folds; ``collapsed`` hides its children."""
+class ctkCollapsibleButton(PythonQtObject, QtWidgets.QGroupBox):
+    """A titled section that folds (``text``, ``collapsed``), drawn as a group box so that screenshots of a
+    panel show its sections' contents."""
 
     contentsCollapsed = Signal(bool)
 
     def __init__(self, parent=None):
-        QtWidgets.QPushButton.__init__(self, parent)
+        QtWidgets.QGroupBox.__init__(self, parent)
         self._collapsed = False
+
+    def _get_text(self) -> str:
+        return QtWidgets.QGroupBox.title(self)
+
+    def _set_text(self, value: str) -> None:
+        QtWidgets.QGroupBox.setTitle(self, value)
+
+    text = Property(str, _get_text, _set_text)
 
     def _get_collapsed(self) -> bool:
         return self._collapsed
 
     def _set_collapsed(self, value: bool) -> None:
         self._collapsed = bool(value)
+        for child in self.findChildren(QtWidgets.QWidget, options=QtCore.Qt.FindDirectChildrenOnly):
+            child.setVisible(not self._collapsed)
         self.contentsCollapsed.emit(self._collapsed)
 
     collapsed = Property(bool, _get_collapsed, _set_collapsed)
