@@ -60,7 +60,7 @@ def test_missing_and_unreadable_files(tmp_path):
         load_image(tmp_path / "nothing.nii.gz", "fixed image")
     bad = tmp_path / "broken.nii.gz"
     bad.write_bytes(b"not an image")
-    with pytest.raises(InputError, match="cannot read fixed image"):
+    with pytest.raises(InputError, match="fixed image file .*broken.nii.gz is truncated or corrupt"):
         load_image(bad, "fixed image")
 
 

@@ -12,28 +12,37 @@ import sys
 from pathlib import Path
 from typing import Optional, Sequence
 
+from learnreg import __version__
 from learnreg.device import DEVICE_CHOICES
 from learnreg.errors import LearnRegError, RegistrationCancelled
 from learnreg.progress import CancelToken, TerminalProgressBar
 
 
 def _add_common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="torch device (default: auto)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES,
+                        help="where to compute: auto (the GPU when torch sees one, else the CPU), cpu, cuda, mps "
+                             "(default: auto)")
     parser.add_argument("-o", "--option", action="append", default=[], metavar="KEY=VALUE",
-                        help="a method option, repeatable (see 'learnreg methods --verbose')")
+                        help="a method option, repeatable, e.g. -o iterations=50,30,10 -o image_loss=ncc (each "
+                             "method's options, their values and defaults: 'learnreg methods --verbose')")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--no-scene", action="store_true",
                         help="do not write scene.mrb (the Slicer scene; needs slicer-core outside Slicer)")
+    parser.add_argument("--log", metavar="FILE",
+                        help="also write learnreg's log to FILE, with the warnings of VTK and ITK, which never "
+                             "reach the terminal")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="learnreg", description="Deformable image registration in physical space.")
+    parser.add_argument("--version", action="version", version=f"learnreg {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     reg = sub.add_parser("register", help="register a moving image to a fixed image")
     reg.add_argument("--fixed", required=True, help="fixed image (NIfTI, NRRD, MHA)")
     reg.add_argument("--moving", required=True, help="moving image (NIfTI, NRRD, MHA)")
-    reg.add_argument("--method", default="bspline", help="registration method (see 'learnreg methods')")
+    reg.add_argument("--method", default="bspline",
+                     help="registration method (default: bspline; all of them: 'learnreg methods')")
     reg.add_argument("--out", required=True,
                      help="output folder for warped.nii.gz, transform.h5, scene.mrb and report.json")
     reg.add_argument("--fixed-landmarks", help="fixed landmarks (.mrk.json, .fcsv, .csv)")
@@ -41,7 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(reg)
 
     methods = sub.add_parser("methods", help="list the registration methods")
-    methods.add_argument("--verbose", action="store_true", help="also list each method's options and defaults")
+    methods.add_argument("--verbose", "-v", action="store_true",
+                         help="also list each method's options: meaning, allowed values and default, as -o takes them")
 
     demo = sub.add_parser("demo", help="register the bundled sample pairs and write results with PNG overviews")
     demo.add_argument("--out", default="demo_output", help="output folder (default: demo_output)")
@@ -85,6 +95,39 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def option_value_text(value) -> str:
+    """A value as ``-o KEY=VALUE`` takes it: ``4,2,1`` for a tuple, ``true`` for True, empty for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(option_value_text(v) for v in value)
+    return str(value)
+
+
+def option_descriptions(options_type) -> dict:
+    """Option name -> its description, from the ``name: text`` lines of the docstrings of ``options_type``
+    and its bases (the ``Args``/``Attributes`` sections), reST markup removed."""
+    import inspect
+    import re
+
+    found = {}
+    for cls in reversed(options_type.__mro__):
+        name, lines = None, {}
+        for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+            match = re.match(r"^\s{0,8}(\w+): (.*)$", line)
+            if match and match.group(1) not in ("Args", "Attributes"):
+                name = match.group(1)
+                lines[name] = [match.group(2)]
+            elif name and line.startswith(" ") and line.strip():
+                lines[name].append(line.strip())
+            else:
+                name = None
+        found.update({k: re.sub(r"``([^`]+)``", r"\1", " ".join(v)) for k, v in lines.items()})
+    return found
+
+
 def _print_methods(verbose: bool) -> None:
     import dataclasses
 
@@ -93,8 +136,11 @@ def _print_methods(verbose: bool) -> None:
     for name, cls in available_methods().items():
         print(f"{name:12s} {cls.description}")
         if verbose:
+            descriptions = option_descriptions(cls.Options)
             for f in dataclasses.fields(cls.Options):
-                print(f"{'':14s}{f.name} = {f.default!r}")
+                print(f"    -o {f.name}={option_value_text(f.default)}")
+                print(f"{'':8s}{descriptions.get(f.name, '(no description)')}")
+            print()
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -103,30 +149,35 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         return _train(args)
+    from learnreg.logs import library_messages_to_log, log_to_file
     from learnreg.registration import options_from_pairs
 
     options = options_from_pairs(args.option)
-    bar = None if args.quiet else TerminalProgressBar()
+    if args.log:
+        log_to_file(args.log)
     cancel = CancelToken()
     signal.signal(signal.SIGINT, lambda *_: cancel.cancel())
     try:
-        if args.command == "register":
-            from learnreg.pipeline import register_files
+        with library_messages_to_log() as terminal:  # VTK's and ITK's messages go to the log, not the terminal
+            bar = None if args.quiet else TerminalProgressBar(terminal)
+            if args.command == "register":
+                from learnreg.pipeline import register_files
 
-            run = register_files(args.fixed, args.moving, args.method, args.out, fixed_landmarks=args.fixed_landmarks,
-                                 moving_landmarks=args.moving_landmarks, device=args.device, options=options,
-                                 progress=bar, cancel=cancel, scene=not args.no_scene)
-            if bar:
-                bar.close()
-            _summarise(run.report, Path(args.out))
-        else:
-            from learnreg.demo import run_demo
-
-            for run, folder in run_demo(Path(args.out), args.method, args.pairs, args.device, options, bar, cancel,
-                                        scene=not args.no_scene):
+                run = register_files(args.fixed, args.moving, args.method, args.out,
+                                     fixed_landmarks=args.fixed_landmarks, moving_landmarks=args.moving_landmarks,
+                                     device=args.device, options=options, progress=bar, cancel=cancel,
+                                     scene=not args.no_scene)
                 if bar:
                     bar.close()
-                _summarise(run.report, folder)
+                _summarise(run.report, Path(args.out))
+            else:
+                from learnreg.demo import run_demo
+
+                for run, folder in run_demo(Path(args.out), args.method, args.pairs, args.device, options, bar,
+                                            cancel, scene=not args.no_scene):
+                    if bar:
+                        bar.close()
+                    _summarise(run.report, folder)
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
     return 0

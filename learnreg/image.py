@@ -265,6 +265,119 @@ def image_suffix(path: Path) -> str:
     return path.suffix.lower()
 
 
+def _check_image_path(path: Path, role: str) -> None:
+    if path.is_dir():
+        raise InputError(f"{role} {path} is a folder, not an image file; give the image file inside it")
+    if not path.is_file():
+        raise InputError(f"{role} file not found: {path}")
+    if image_suffix(path) not in IMAGE_SUFFIXES:
+        raise InputError(
+            f"{role} file {path.name} is not an image format learnreg reads; use one of {', '.join(IMAGE_SUFFIXES)}"
+        )
+    if path.stat().st_size == 0:
+        raise InputError(f"{role} file {path} is empty (0 bytes); copy or export it again")
+
+
+#: NIfTI datatype code -> bytes per voxel (the codes ITK reads)
+_NIFTI_BYTES = {2: 1, 4: 2, 8: 4, 16: 4, 32: 8, 64: 8, 128: 3, 256: 1, 512: 2, 768: 4, 1024: 8, 1280: 8, 1792: 16,
+                2304: 4}
+
+
+def _nifti_payload(path: Path, role: str) -> tuple:
+    """``(header bytes, total bytes)`` of a ``.nii`` or ``.nii.gz`` file, decompressed; a gzip stream that ends
+    early or is corrupt is an :class:`InputError`."""
+    import gzip
+    import zlib
+
+    if image_suffix(path) == ".nii":
+        with open(path, "rb") as handle:
+            return handle.read(540), path.stat().st_size
+    total, head = 0, b""
+    try:
+        with gzip.open(path, "rb") as stream:
+            while True:
+                chunk = stream.read(1 << 22)
+                if not chunk:
+                    break
+                if len(head) < 540:
+                    head += chunk[: 540 - len(head)]
+                total += len(chunk)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise InputError(f"{role} file {path} is truncated or corrupt ({str(exc).rstrip('.').lower()}); copy or "
+                         "export it again") from None
+    return head, total
+
+
+def check_nifti_complete(path, role: str = "image") -> None:
+    """Raise :class:`InputError` when a NIfTI file holds fewer voxel bytes than its header describes (ITK reads
+    such a file without a word, filling the missing voxels with zeros) or its compression is broken."""
+    import struct
+
+    path = Path(path)
+    head, total = _nifti_payload(path, role)
+    for order in "<>":
+        if len(head) >= 348 and struct.unpack(order + "i", head[:4])[0] == 348:  # NIfTI-1
+            dims = struct.unpack(order + "8h", head[40:56])
+            datatype = struct.unpack(order + "h", head[70:72])[0]
+            offset = int(struct.unpack(order + "f", head[108:112])[0])
+            break
+        if len(head) >= 540 and struct.unpack(order + "i", head[:4])[0] == 540:  # NIfTI-2
+            datatype = struct.unpack(order + "h", head[12:14])[0]
+            dims = struct.unpack(order + "8q", head[16:80])
+            offset = struct.unpack(order + "q", head[168:176])[0]
+            break
+    else:
+        raise InputError(f"{role} file {path} has no NIfTI header (it is shorter than one, or not NIfTI); "
+                         "copy or export it again")
+    count = int(np.prod([max(int(n), 1) for n in dims[1:1 + max(min(int(dims[0]), 7), 0)]], dtype=np.int64))
+    expected = max(offset, 348) + count * _NIFTI_BYTES.get(int(datatype), 0)
+    if total < expected:
+        raise InputError(f"{role} file {path} is truncated: its header describes {expected:,} bytes but the file "
+                         f"holds {total:,}; copy or export it again")
+
+
+def read_image_grid(path, role: str = "image") -> Grid:
+    """The geometry of an image file from its header alone (no voxels are read): what memory checks need
+    before a large volume is loaded. Raises :class:`InputError` as :func:`load_image` does."""
+    import SimpleITK as sitk
+
+    path = Path(path)
+    _check_image_path(path, role)
+    reader = sitk.ImageFileReader()
+    reader.SetFileName(str(path))
+    try:
+        reader.ReadImageInformation()
+    except RuntimeError as exc:
+        raise InputError(f"cannot read {role} file {path}: {_itk_reason(exc)}") from None
+    dim = reader.GetDimension()
+    size, spacing, origin = list(reader.GetSize()), list(reader.GetSpacing()), list(reader.GetOrigin())
+    direction = np.asarray(reader.GetDirection(), dtype=float).reshape(dim, dim)
+    if dim == 4 and size[3] == 1:
+        size, spacing, origin, direction = size[:3], spacing[:3], origin[:3], direction[:3, :3]
+        dim = 3
+    if dim not in (2, 3):
+        raise InputError(f"{role} file {path.name}: the image is {dim}D; learnreg registers 2D and 3D images")
+    if dim == 2:
+        d3 = np.eye(3)
+        d3[:2, :2] = direction
+        return Grid.make((*size, 1), (*spacing, 1.0), (*origin, 0.0), d3)
+    return Grid.make(size, spacing, origin, direction)
+
+
+def _itk_reason(exc: Exception) -> str:
+    """The informative part of an ITK read error: the innermost reader message (NRRD's last line, say
+    "expected 480000 bytes but received 239889"), with a hint when the data ended early."""
+    import re
+
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    lines = [line for line in lines if not line.startswith("Exception thrown") and not line.endswith("trouble")]
+    detail = lines[-1] if lines else "unreadable"
+    detail = re.sub(r"^\[\w+\] \w+: ", "", re.sub(r"ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", detail))
+    if re.search(r"expected|not read completely|fread got only|No such file|cannot be read", detail):
+        detail += " (the file or its data file is missing, truncated or corrupt; copy or export it again)"
+    return detail[:300]
+
+
 def load_image(path, role: str = "image") -> Image:
     """Read a NIfTI, NRRD, MHA (or PNG/TIFF) image with its geometry, in LPS.
 
@@ -273,23 +386,19 @@ def load_image(path, role: str = "image") -> Image:
         role: what the image is for ("fixed image", ...), used in error messages.
 
     Raises:
-        InputError: the file is missing, unreadable, not scalar, or not 2D/3D.
+        InputError: the path is missing, a folder, empty, truncated or corrupt, or the image is not scalar
+            or not 2D/3D.
     """
     import SimpleITK as sitk
 
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{role} file not found: {path}")
-    if image_suffix(path) not in IMAGE_SUFFIXES:
-        raise InputError(
-            f"{role} file {path.name} is not an image format learnreg reads; use one of {', '.join(IMAGE_SUFFIXES)}"
-        )
+    _check_image_path(path, role)
+    if image_suffix(path) in (".nii", ".nii.gz"):
+        check_nifti_complete(path, role)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()
-        detail = next((line for line in first if "Exception" not in line and line.strip()), "unreadable")
-        raise InputError(f"cannot read {role} file {path}: {detail.strip()[:200]}") from None
+        raise InputError(f"cannot read {role} file {path}: {_itk_reason(exc)}") from None
     try:
         return Image.from_sitk(image)
     except InputError as exc:

@@ -71,9 +71,15 @@ def _parse_system(text: str, path: Path) -> str:
 
 def _read_mrk_json(path: Path) -> Landmarks:
     try:
-        doc = json.loads(path.read_text())
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise InputError(f"{path.name} is not a text file; landmarks must be Slicer markups JSON, .fcsv or .csv") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(f"{path.name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}; fix the "
+                         "file or export the point list from Slicer again") from None
+    try:
         markups = doc["markups"]
-    except (json.JSONDecodeError, KeyError, TypeError):
+    except (KeyError, TypeError):
         raise InputError(f"{path.name} is not a Slicer markups JSON file (no 'markups' list)") from None
     if not markups:
         raise InputError(f"{path.name} holds no markups")

@@ -20,7 +20,7 @@ from typing import Any, Optional
 
 from learnreg import __version__
 from learnreg.errors import InputError
-from learnreg.image import Image, image_suffix, load_image, save_image
+from learnreg.image import Image, image_suffix, load_image, read_image_grid, save_image
 from learnreg.landmarks import LandmarkPairs, pair_landmarks, read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.progress import CancelToken, Progress, ProgressCallback
@@ -113,8 +113,23 @@ def write_outputs_atomically(out_dir: Path, writers: dict) -> None:
 
 
 def check_output_dir(out_dir: Path) -> None:
+    """Refuse an output folder that cannot be created or written, before any work (nothing is left behind:
+    a probe folder is made in the nearest existing folder and removed)."""
+    out_dir = Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"output path {out_dir} exists and is not a folder; choose another --out")
+    existing = out_dir.resolve()
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise InputError(f"cannot create the output folder {out_dir}: {existing} is a file, not a folder; "
+                         "choose another --out")
+    try:
+        probe = tempfile.mkdtemp(prefix=".learnreg-write-test-", dir=existing)
+    except OSError as exc:
+        raise InputError(f"cannot create or write the output folder {out_dir}: writing in {existing} failed "
+                         f"({exc.strerror or exc}); choose a folder you can write to with --out") from None
+    os.rmdir(probe)
 
 
 def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landmarks=None, moving_landmarks=None,
@@ -131,6 +146,12 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     out_dir = Path(out_dir)
     check_output_dir(out_dir)
     registrar = create_registrar(method, options)
+    if Path(fixed_path).resolve() == Path(moving_path).resolve():
+        raise InputError(f"the fixed and moving image are the same file {fixed_path}; give the image to register "
+                         "to it as the moving image")
+    # the device and its memory are checked from the headers, before any voxel is read
+    registrar.check_resources(read_image_grid(fixed_path, "fixed image"), read_image_grid(moving_path, "moving image"),
+                              device)
     fixed = load_image(fixed_path, "fixed image")
     moving = load_image(moving_path, "moving image")
     landmarks = load_landmark_pairs(fixed_landmarks, moving_landmarks, fixed, moving)

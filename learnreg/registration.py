@@ -26,7 +26,7 @@ import torch
 from learnreg.device import check_memory, resolve_device
 from learnreg.errors import InputError
 from learnreg.field import DisplacementField
-from learnreg.image import Image, check_pair, normalise
+from learnreg.image import Grid, Image, check_pair, normalise
 from learnreg.progress import CancelToken, Progress, ProgressCallback
 from learnreg.warp import Warper
 
@@ -188,9 +188,16 @@ class Registrar(ABC):
         """Whether the method can run with its defaults here (a learned method: its weights are installed)."""
         return True
 
-    def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
-        """Peak memory estimate for registering this pair (bytes)."""
-        return self.bytes_per_voxel * fixed.grid.num_voxels + 16 * moving.grid.num_voxels
+    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
+        """Peak memory estimate (bytes) for registering images on these grids."""
+        return self.bytes_per_voxel * fixed.num_voxels + 16 * moving.num_voxels
+
+    def check_resources(self, fixed: Grid, moving: Grid, device: str = "auto") -> torch.device:
+        """The device to run on; raises :class:`ResourceError` when it is missing or lacks the memory for
+        images on these grids (needs only the images' headers: see :func:`learnreg.image.read_image_grid`)."""
+        dev = resolve_device(device)
+        check_memory(self.estimate_memory_bytes(fixed, moving), dev, f"registering with {self.name}", fixed.size)
+        return dev
 
     @abstractmethod
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
@@ -207,8 +214,7 @@ class Registrar(ABC):
             RegistrationCancelled: ``cancel`` was set while running.
         """
         check_pair(fixed, moving)
-        dev = resolve_device(device)
-        check_memory(self.estimate_memory_bytes(fixed, moving), dev, f"registering with {self.name}", fixed.grid.size)
+        dev = self.check_resources(fixed.grid, moving.grid, device)
         reporter = Progress(progress, cancel)
         timings: dict[str, float] = {}
         t_start = time.perf_counter()

@@ -82,10 +82,10 @@ class CNNRegressRegistrar(Registrar):
     def ready(cls) -> bool:
         return any(shipped_weights(nd).is_file() for nd in (2, 3))
 
-    def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
+    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         per_iteration = 8 * fixed.ndim
-        return fixed.grid.num_voxels * (self.bytes_per_voxel + per_iteration * self.options.passes) \
-            + 16 * moving.grid.num_voxels
+        return fixed.num_voxels * (self.bytes_per_voxel + per_iteration * self.options.passes) \
+            + 16 * moving.num_voxels
 
     def model_for(self, ndim: int) -> CNNRegressModel:
         return CNNRegressModel.chosen(self.options.weights, shipped_weights(ndim), ndim, "CNNRegress weights",

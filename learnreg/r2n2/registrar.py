@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from learnreg.errors import InputError
-from learnreg.image import Image
+from learnreg.image import Grid, Image
 from learnreg.losses.image import MSE
 from learnreg.progress import Progress
 from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement, step_record
@@ -72,9 +72,9 @@ class R2N2Registrar(Registrar):
     def ready(cls) -> bool:
         return any(shipped_weights(ndim).is_file() for ndim in (2, 3))
 
-    def estimate_memory_bytes(self, fixed: Image, moving: Image) -> int:
+    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         steps = self.options.steps or 50
-        return fixed.grid.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.grid.num_voxels
+        return fixed.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.num_voxels
 
     def model_for(self, ndim: int) -> R2N2Model:
         return R2N2Model.chosen(self.options.weights, shipped_weights(ndim), ndim, "R2N2 weights",

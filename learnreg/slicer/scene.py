@@ -73,6 +73,12 @@ def create_scene(cache_dir=None):
         app_logic.SetModuleLogic(name, logic)
         keep.append(logic)
 
+    # the singletons the Slicer application always has: markups ask the selection node for their units
+    # (and warn on every point list without one); the interaction node holds the mouse mode
+    for class_name in ("vtkMRMLSelectionNode", "vtkMRMLInteractionNode"):
+        if scene.GetFirstNodeByClass(class_name) is None:
+            scene.AddNode(getattr(slicer, class_name)())
+
     remote_io = slicer.vtkMRMLRemoteIOLogic()
     cache = Path(cache_dir) if cache_dir else Path(tempfile.mkdtemp(prefix="learnreg-slicer-cache-"))
     remote_io.GetCacheManager().SetRemoteCacheDirectory(str(cache))
