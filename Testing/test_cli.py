@@ -1,9 +1,10 @@
-"""The command line: outputs, bad input (one-line error, exit 2, nothing written, inputs untouched), cancel."""
+"""The command line: outputs, help, progress and cancel (every bad input: Testing/test_bad_inputs.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import numpy as np
 import pytest
@@ -32,6 +33,49 @@ def test_methods_lists_classical(capsys):
     assert all(name in listed for name in ("affine", "bspline", "ddf"))
 
 
+def test_methods_verbose_documents_every_option_in_o_syntax(capsys):
+    import dataclasses
+
+    from learnreg.cli import option_descriptions, option_value_text
+    from learnreg.registration import available_methods
+
+    assert main(["methods", "--verbose"]) == 0
+    listed = capsys.readouterr().out
+    assert "(4, 2, 1)" not in listed and "-o levels=4,2,1" in listed  # defaults as -o takes them
+    assert "mse, ncc or lncc" in listed  # allowed values
+    for name, cls in available_methods().items():
+        descriptions = option_descriptions(cls.Options)
+        for f in dataclasses.fields(cls.Options):
+            assert f"-o {f.name}={option_value_text(f.default)}" in listed, (name, f.name)
+            assert descriptions.get(f.name), f"{name}: option {f.name} has no description in its docstring"
+            if f.default in ("", None):  # what an empty value means is said
+                assert re.search(r"[Ee]mpty|automatic|chosen", descriptions[f.name]), (name, f.name)
+
+
+def test_version_and_help_name_the_defaults(capsys):
+    from learnreg import __version__
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0 and capsys.readouterr().out.strip() == f"learnreg {__version__}"
+    with pytest.raises(SystemExit):
+        main(["register", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "default: bspline" in text and "default: auto" in text and "--log FILE" in text
+
+
+def test_quiet_run_prints_only_its_summary_and_logs_the_libraries(tmp_path, capfd):
+    pair = sample_pairs()["brain2d"]
+    out, log = tmp_path / "out", tmp_path / "run.log"
+    assert main(["register", "--fixed", str(pair.fixed), "--moving", str(pair.moving), "--method", "r2n2",
+                 "--out", str(out), "--quiet", "--log", str(log), "--fixed-landmarks", str(pair.fixed_landmarks),
+                 "--moving-landmarks", str(pair.moving_landmarks)]) == 0
+    captured = capfd.readouterr()  # what reached the terminal, C++ libraries' output included
+    assert captured.err == "" and "WARN" not in captured.out
+    assert captured.out.splitlines()[0].startswith("r2n2 on ")
+    assert "vtkMRMLMarkupsNode" in log.read_text()  # VTK's warnings went to the log
+
+
 def test_register_writes_all_outputs(pair2d, tmp_path, capsys):
     _, paths = pair2d
     out = tmp_path / "out"
@@ -52,75 +96,6 @@ def test_no_scene_skips_the_bundle(pair2d, tmp_path):
     out = tmp_path / "out"
     assert main(_args(paths, out, "--no-scene")) == 0
     assert sorted(p.name for p in out.iterdir()) == ["report.json", "transform.h5", "warped.nii.gz"]
-
-
-def _bad_cases(paths, tmp_path):
-    nan_image = tmp_path / "nan.nrrd"  # ITK reads NaN in single-slice NIfTI back as 0
-    from learnreg.image import load_image
-
-    image = load_image(paths["fixed"])
-    arr = np.asarray(image.array, np.float32).copy()
-    arr[0, 0, :3] = np.nan
-    save_image(image.with_array(arr), nan_image)
-    constant = tmp_path / "constant.nii.gz"
-    save_image(image.with_array(np.ones_like(arr)), constant)
-    far = tmp_path / "far.csv"
-    far.write_text("# CoordinateSystem = LPS\nlabel,x,y,z\n" + "".join(f"L{n},9999,0,0\n" for n in range(1, 26)))
-    short = tmp_path / "short.csv"
-    short.write_text("# CoordinateSystem = LPS\nlabel,x,y,z\nL1,0,0,0\n")
-    volume = sample_pairs()["brain3d"].fixed
-    return {
-        "missing file": (["--fixed", str(tmp_path / "none.nii.gz")], "not found"),
-        "NaN voxels": (["--moving", str(nan_image)], "NaN"),
-        "constant image": (["--moving", str(constant)], "constant"),
-        "2D vs 3D": (["--moving", str(volume)], "same dimensionality"),
-        "unknown method": (["--method", "magic"], "unknown method"),
-        "bad option": (["-o", "iterations=a,b"], "not a valid int"),
-        "unknown option": (["-o", "colour=red"], "unknown option"),
-        "landmarks outside": (["--fixed-landmarks", str(far), "--moving-landmarks", str(paths["moving_landmarks"])],
-                              "outside the fixed image"),
-        "unequal landmarks": (["--fixed-landmarks", str(paths["fixed_landmarks"]), "--moving-landmarks", str(short)],
-                              "differ in number"),
-        "one landmark file": (["--fixed-landmarks", str(paths["fixed_landmarks"])], "both"),
-    }
-
-
-def test_bad_input_is_one_clear_line_and_writes_nothing(pair2d, tmp_path, capsys):
-    _, paths = pair2d
-    inputs = [paths[k] for k in ("fixed", "moving", "fixed_landmarks", "moving_landmarks")]
-    before = _digest(inputs)
-    for name, (override, message) in _bad_cases(paths, tmp_path).items():
-        out = tmp_path / f"out_{name.replace(' ', '_')}"
-        argv = _args(paths, out)
-        for i in range(0, len(override), 2):
-            if override[i] in argv:
-                argv[argv.index(override[i]) + 1] = override[i + 1]
-            else:
-                argv += override[i:i + 2]
-        assert main(argv) == 2, name
-        err = capsys.readouterr().err.strip()
-        assert err.startswith("learnreg: error:") and message in err, (name, err)
-        assert "\n" not in err and "Traceback" not in err, name
-        assert not out.exists(), name
-    assert _digest(inputs) == before
-
-
-def test_volume_too_large_for_memory(pair2d, tmp_path, capsys, monkeypatch):
-    _, paths = pair2d
-    monkeypatch.setattr(device_module, "available_memory_bytes", lambda device: 1024 ** 2)
-    assert main(_args(paths, tmp_path / "out")) == 2
-    err = capsys.readouterr().err
-    assert "GiB" in err and "downsample" in err
-    assert not (tmp_path / "out").exists()
-
-
-def test_cuda_without_gpu_is_refused(pair2d, tmp_path, capsys, monkeypatch):
-    import torch
-
-    _, paths = pair2d
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert main(_args(paths, tmp_path / "out", "--device", "cuda")) == 2
-    assert "no GPU" in capsys.readouterr().err
 
 
 def test_progress_and_cancel(pair2d):

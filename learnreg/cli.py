@@ -114,13 +114,14 @@ def option_descriptions(options_type) -> dict:
 
     found = {}
     for cls in reversed(options_type.__mro__):
-        name, lines = None, {}
+        name, indent, lines = None, None, {}
         for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
-            match = re.match(r"^\s{0,8}(\w+): (.*)$", line)
-            if match and match.group(1) not in ("Args", "Attributes"):
-                name = match.group(1)
+            depth = len(line) - len(line.lstrip())
+            match = re.match(r"^\s*(\w+): (.*)$", line)
+            if match and depth > 0 and (indent is None or depth == indent):
+                name, indent = match.group(1), depth
                 lines[name] = [match.group(2)]
-            elif name and line.startswith(" ") and line.strip():
+            elif name and line.strip() and depth > indent:
                 lines[name].append(line.strip())
             else:
                 name = None

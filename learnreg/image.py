@@ -357,11 +357,14 @@ def read_image_grid(path, role: str = "image") -> Grid:
         dim = 3
     if dim not in (2, 3):
         raise InputError(f"{role} file {path.name}: the image is {dim}D; learnreg registers 2D and 3D images")
-    if dim == 2:
-        d3 = np.eye(3)
-        d3[:2, :2] = direction
-        return Grid.make((*size, 1), (*spacing, 1.0), (*origin, 0.0), d3)
-    return Grid.make(size, spacing, origin, direction)
+    try:
+        if dim == 2:
+            d3 = np.eye(3)
+            d3[:2, :2] = direction
+            return Grid.make((*size, 1), (*spacing, 1.0), (*origin, 0.0), d3)
+        return Grid.make(size, spacing, origin, direction)
+    except InputError as exc:
+        raise InputError(f"{role} file {path.name}: {exc}") from None
 
 
 def _itk_reason(exc: Exception) -> str:
@@ -373,7 +376,11 @@ def _itk_reason(exc: Exception) -> str:
     lines = [line for line in lines if not line.startswith("Exception thrown") and not line.endswith("trouble")]
     detail = lines[-1] if lines else "unreadable"
     detail = re.sub(r"^\[\w+\] \w+: ", "", re.sub(r"ITK ERROR: \w+\(0x[0-9a-f]+\): ", "", detail))
-    if re.search(r"expected|not read completely|fread got only|No such file|cannot be read", detail):
+    if "Unable to determine ImageIO reader" in detail:
+        return "no image reader recognises it (it is not an image, or a corrupt one; copy or export it again)"
+    if re.search(r"spacing|space vector", detail):
+        detail += " (the header's voxel spacing or directions are zero or not numbers; fix the file's header)"
+    elif re.search(r"expected|not read completely|fread got only|No such file|cannot be read", detail):
         detail += " (the file or its data file is missing, truncated or corrupt; copy or export it again)"
     return detail[:300]
 

@@ -96,8 +96,9 @@ def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Ima
     return report
 
 
-def write_outputs_atomically(out_dir: Path, writers: dict) -> None:
-    """Run ``writers[name](path)`` for every output file into a temporary folder, then move them all in."""
+def write_outputs_atomically(out_dir: Path, writers: dict, cancel: Optional[CancelToken] = None) -> None:
+    """Run ``writers[name](path)`` for every output file into a temporary folder, then move them all in;
+    ``cancel`` is checked after each file (a cancel leaves nothing behind)."""
     out_dir = Path(out_dir)
     parent = out_dir.resolve().parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -105,6 +106,8 @@ def write_outputs_atomically(out_dir: Path, writers: dict) -> None:
     try:
         for name, write in writers.items():
             write(staging / name)
+            if cancel is not None:
+                cancel.raise_if_cancelled()
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in writers:
             os.replace(staging / name, out_dir / name)
@@ -202,5 +205,5 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
 
     writers["report.json"] = write_report
     report["outputs"] = {name.split(".")[0]: name for name in writers}
-    write_outputs_atomically(out_dir, writers)
+    write_outputs_atomically(out_dir, writers, cancel)
     return run
