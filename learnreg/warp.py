@@ -99,6 +99,20 @@ class Warper(torch.nn.Module):
         return (warped, mask) if return_mask else warped
 
 
+    def at_voxels(self, moving: torch.Tensor, field: torch.Tensor, voxels: torch.Tensor):
+        """The moving image warped at some voxels of the fixed grid only: ``voxels`` are flat indices into the
+        grid's spatial shape; returns ``(warped, mask)``, each ``(1, 1, len(voxels))`` (mask as in
+        :meth:`forward`). What a random-subset image loss needs, at a fraction of a full warp's cost."""
+        nd = self.base_normalised.shape[0]
+        base = self.base_normalised.reshape(nd, -1)[:, voxels]
+        shift = self.axis_to_normalised @ field.reshape(field.shape[0], nd, -1)[0][:, voxels]
+        coords = (base + shift).T.reshape((1,) * (nd - 1) + (1, -1, nd))  # (1, [1,] 1, n, nd)
+        sampled = F.grid_sample(moving, coords.to(moving.dtype), mode="bilinear", padding_mode="border",
+                                align_corners=True)
+        mask = self.inside_mask(coords).to(sampled.dtype)
+        return (sampled * mask).reshape(1, 1, -1), mask.reshape(1, 1, -1)
+
+
 def resample_to_grid(image: Image, grid: Grid, field: torch.Tensor | None = None, *, nearest: bool = False,
                      device: str | torch.device = "cpu") -> Image:
     """Resample ``image`` onto ``grid`` (optionally through a pull field given in ``grid``'s axis frame).

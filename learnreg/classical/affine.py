@@ -26,6 +26,8 @@ class AffineOptions(IterativeOptions):
     levels: tuple[float, ...] = (4, 2)
     iterations: tuple[int, ...] = (150, 75)
     learning_rate: float = 0.005
+    samples: int = 32768
+    stop_tolerance: float = 0.001
 
 
 @register_method

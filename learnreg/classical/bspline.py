@@ -31,6 +31,8 @@ class BSplineOptions(DeformableOptions):
     control_spacing_mm: tuple[float, ...] = ()
     final_control_spacing_voxels: float = 8.0
     regulariser_weight: float = 0.5
+    samples: int = 32768
+    stop_tolerance: float = 0.001
 
     def validate(self) -> None:
         super().validate()

@@ -35,6 +35,11 @@ class IterativeOptions:
         image_loss: ``mse``, ``ncc`` or ``lncc``.
         lncc_window_mm: window width of ``lncc`` in mm.
         normalisation: intensity normalisation of both images: ``percentile``, ``zscore`` or ``none``.
+        samples: on levels with more voxels than this, the image loss of each iteration is measured at this
+            many voxels drawn at random, afresh every iteration (``mse`` and ``ncc``); 0 = every voxel.
+        seed: seed of those draws (the same inputs and seed give the same result).
+        stop_tolerance: a level ends early when its mean image loss over 10 iterations falls by less than
+            this fraction from the 10 before; 0 = always run every iteration.
     """
 
     levels: tuple[float, ...] = (4, 2, 1)
@@ -43,6 +48,9 @@ class IterativeOptions:
     image_loss: str = "mse"
     lncc_window_mm: float = 9.0
     normalisation: str = "percentile"
+    samples: int = 0
+    seed: int = 0
+    stop_tolerance: float = 0.0
 
     def validate(self) -> None:
         if len(self.levels) != len(self.iterations) or not self.levels:
@@ -51,6 +59,10 @@ class IterativeOptions:
             raise InputError("levels must be shrink factors >= 1 and iterations >= 0")
         if self.learning_rate <= 0:
             raise InputError("learning_rate must be positive")
+        if not 0 <= self.stop_tolerance < 1:
+            raise InputError(f"stop_tolerance={self.stop_tolerance} must be a fraction in [0, 1) (0 = no early stop)")
+        if self.samples < 0:
+            raise InputError(f"samples={self.samples} must be 0 (every voxel) or a positive number of voxels")
         if self.image_loss not in IMAGE_LOSSES:
             raise InputError(f"unknown image_loss {self.image_loss!r}; use {', '.join(IMAGE_LOSSES)}")
         if self.normalisation not in ("percentile", "zscore", "none"):
@@ -142,7 +154,8 @@ class IterativeRegistrar(Registrar):
             from learnreg.classical.affine import AffineRegistrar
 
             t0 = time.perf_counter()
-            affine_registrar = AffineRegistrar({"image_loss": opts.image_loss, "lncc_window_mm": opts.lncc_window_mm})
+            affine_registrar = AffineRegistrar({"image_loss": opts.image_loss, "lncc_window_mm": opts.lncc_window_mm,
+                                                "seed": opts.seed, "stop_tolerance": opts.stop_tolerance})
             base, affine_history, affine_snapshots = affine_registrar.fit_levels(
                 fixed, moving, device, progress.span(0.0, 0.25))
             for p in base.parameters():
@@ -193,7 +206,8 @@ class IterativeRegistrar(Registrar):
                 model, level, level_image_loss(opts, level), iterations=int(opts.iterations[index]),
                 learning_rate=self.learning_rate(level), progress=progress.span(bounds[index], bounds[index + 1]),
                 label=f"{self.name} level {index + 1}/{len(levels)}", regulariser=reg,
-                regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field)
+                regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field,
+                samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
             with torch.no_grad():
                 level_field = model() if base_field is None else model() + base_field
             snapshots.append({"stage": self.name, "level": index + 1, "shrink_factor": float(opts.levels[index]),

@@ -23,12 +23,18 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tenso
 class MSE(torch.nn.Module):
     """Mean squared intensity difference."""
 
+    #: a mean over voxels: it may be measured on a random subset of them
+    pointwise = True
+
     def forward(self, fixed: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return _masked_mean((fixed - warped) ** 2, mask)
 
 
 class NCC(torch.nn.Module):
     """``1 - `` global normalised cross-correlation, per batch item, averaged."""
+
+    #: global statistics over voxels: it may be measured on a random subset of them
+    pointwise = True
 
     def __init__(self, eps: float = 1e-5) -> None:
         super().__init__()
