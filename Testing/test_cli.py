@@ -64,6 +64,17 @@ def test_version_and_help_name_the_defaults(capsys):
     assert "default: bspline" in text and "default: auto" in text and "--log FILE" in text
 
 
+def test_help_starts_without_torch():
+    """``learnreg --help`` answers at once: it imports neither torch nor Slicer's MRML library."""
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom learnreg.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(sorted(m for m in ('torch', 'slicer', 'vtk') if m in sys.modules))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+
+
 def test_quiet_run_prints_only_its_summary_and_logs_the_libraries(tmp_path, capfd):
     pair = sample_pairs()["brain2d"]
     out, log = tmp_path / "out", tmp_path / "run.log"

@@ -99,4 +99,30 @@ def ants_syn(fixed: Image, moving: Image, threads: int = 2, with_affine: bool = 
     return field, int(fixed.grid.num_voxels * fixed.ndim), {"seconds": seconds}
 
 
+def elastix_available() -> bool:
+    """elastix (itk-elastix) in the peers' environment."""
+    if not PEERS_PYTHON.is_file():
+        return False
+    return subprocess.run([str(PEERS_PYTHON), "-c", "import itk; itk.ElastixRegistrationMethod"],
+                          capture_output=True).returncode == 0
+
+
+def elastix_bspline(fixed: Image, moving: Image, threads: int = 2, parameters: str = "default"):
+    """elastix's affine + B-spline registration (``default`` or ``tuned`` parameter maps, see
+    benchmarks/elastix_worker.py) in the peers' environment. Returns the field, its parameter count (unknown
+    here: reported as 0) and the registration's own wall time."""
+    with tempfile.TemporaryDirectory() as folder:
+        paths = [Path(folder) / name for name in ("fixed.nii.gz", "moving.nii.gz", "field.nii.gz")]
+        for image, path in zip((fixed, moving), paths):
+            save_image(image.with_array(normalise_percentile(image.array)), path)
+        env = {**os.environ, "ITK_GLOBAL_DEFAULT_NUMBER_OF_THREADS": str(threads)}
+        # in the temporary folder: transformix writes deformationField.nii into the working directory
+        done = subprocess.run([str(PEERS_PYTHON), str(Path(__file__).with_name("elastix_worker.py")),
+                               *map(str, paths), parameters], capture_output=True, text=True, env=env, check=True,
+                              cwd=folder)
+        seconds = json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+        field = load_field(paths[2], reference=fixed.grid)
+    return field, 0, {"seconds": seconds}
+
+
 PEERS = {"sitk_bspline": sitk_bspline, "sitk_demons": sitk_demons}

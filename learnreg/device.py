@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from learnreg.errors import InputError, ResourceError
+
+if TYPE_CHECKING:  # torch is imported when a device is chosen, so that `learnreg --help` starts at once
+    import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 
 
 def resolve_device(name: str = "auto") -> torch.device:
     """``auto`` picks the GPU when torch sees one, else the CPU; ``cuda`` without a GPU is an error."""
+    import torch
+
     name = (name or "auto").lower()
     if name not in DEVICE_CHOICES and not name.startswith("cuda:"):
         raise InputError(f"unknown device {name!r}; use auto, cpu or cuda")
@@ -24,6 +29,8 @@ def resolve_device(name: str = "auto") -> torch.device:
 def available_memory_bytes(device: torch.device) -> int:
     """Free memory on the device: GPU free memory, or the system's available memory for the CPU."""
     if device.type == "cuda":
+        import torch
+
         free, _total = torch.cuda.mem_get_info(device)
         return int(free)
     try:

@@ -6,6 +6,8 @@ dimensionless and the penalties mean the same at any resolution. Each returns th
 
 from __future__ import annotations
 
+import abc
+
 import torch
 
 from learnreg.field import spatial_gradient
@@ -23,13 +25,13 @@ class TotalVariation(torch.nn.Module):
         return torch.sqrt(squared + self.eps).mean()
 
 
-class QuadraticRegulariser(torch.nn.Module):
+class QuadraticRegulariser(torch.nn.Module, abc.ABC):
     """A regulariser that is a sum of squared linear derivatives of the field: a transformation model that
     offers ``quadratic_energy`` (the B-spline) computes it from its parameters instead of its dense field."""
 
+    @abc.abstractmethod
     def terms(self, ndim: int) -> list:
         """``(weight, orders)`` per squared derivative: ``orders`` counts the differentiations per axis."""
-        raise NotImplementedError
 
     def of_model(self, model: torch.nn.Module, field: torch.Tensor, spacing) -> torch.Tensor:
         """The regulariser of ``model``, whose dense field is ``field``."""

@@ -1,0 +1,226 @@
+#!/usr/bin/env python3
+"""Classical registration speed: learnreg's ``bspline`` and ``affine`` against SimpleITK Demons, SimpleITK
+B-spline and elastix (itk-elastix, in the peers' environment: ``bash scripts/setup_peers.sh``; 3D cases), same
+pairs, same run, with exact landmarks from known fields.
+
+Cases: the bundled 2D pair (brain2d, 181 x 217); a 256 x 256 slice pair; the bundled 3D pairs (brain3d,
+head3d); a 0.6 M-voxel Colin27 pair (2 mm); the MNI152 2009a template at 1 mm (197 x 233 x 189, from
+nilearn's package data in the peers' environment) deformed by a known smooth field plus a small affine.
+``bspline (every voxel, all iterations)`` is ``bspline`` without the random voxel subset and without early
+stopping (``-o samples=0 -o stop_tolerance=0``): the optimiser before the speed work, except for the
+B-spline regulariser computed from the control points, which gives the same values exactly.
+
+Writes benchmarks/results/classical_speed.json and .md (TRE, folding, wall time, learnreg's time per stage,
+and the targets stated as met or not).
+
+Usage: python benchmarks/classical_speed.py [--quick] [--no-mni]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from harness import Case, environment, evaluate  # noqa: E402
+from peers import PEERS_PYTHON, elastix_available, elastix_bspline, sitk_bspline, sitk_demons  # noqa: E402
+
+from learnreg.image import Grid, load_image  # noqa: E402
+from learnreg.landmarks import pair_landmarks, read_landmarks  # noqa: E402
+from learnreg.registration import create_registrar, warm_up  # noqa: E402
+from learnreg.sample_data import sample_image, sample_pairs  # noqa: E402
+from learnreg.synthetic import make_pair  # noqa: E402
+from learnreg.warp import resample_to_grid  # noqa: E402
+
+BEFORE = {"samples": 0, "stop_tolerance": 0}
+
+
+def synthetic(name, image, seed, displacement_mm=7.0, smoothness_mm=50.0):
+    pair = make_pair(image, seed=seed, max_displacement_mm=displacement_mm, smoothness_mm=smoothness_mm,
+                     rotation_degrees=3.0, translation_mm=3.0, landmark_count=30)
+    return Case(name, pair.fixed, pair.moving, pair.fixed_landmarks.points, pair.moving_landmarks.points)
+
+
+def bundled(name):
+    pair = sample_pairs()[name]
+    fixed, moving = load_image(pair.fixed), load_image(pair.moving)
+    landmarks = pair_landmarks(read_landmarks(pair.fixed_landmarks), read_landmarks(pair.moving_landmarks), fixed, moving)
+    return Case(name, fixed, moving, landmarks.fixed, landmarks.moving)
+
+
+def on_grid(image, size, spacing):
+    g = image.grid
+    direction = g.direction_matrix
+    centre_offset = direction @ ((np.asarray(size) - 1) * np.asarray(spacing) / 2)
+    return resample_to_grid(image, Grid.make(size, spacing, g.centre - centre_offset, direction))
+
+
+def mni152_path():
+    """The MNI152 2009a T1 template of nilearn's package data, in the peers' environment (None without it)."""
+    if not PEERS_PYTHON.is_file():
+        return None
+    done = subprocess.run([str(PEERS_PYTHON), "-c", "import nilearn, os; print(os.path.join(os.path.dirname("
+                           "nilearn.__file__), 'datasets', 'data', 'mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz'))"],
+                          capture_output=True, text=True)
+    path = Path(done.stdout.strip()) if done.returncode == 0 else None
+    return path if path is not None and path.is_file() else None
+
+
+def build_cases(quick: bool, mni: bool) -> list:
+    slice2d = load_image(sample_image("brain_t1_slice"))
+    colin = load_image(sample_image("colin27_t1_3mm"))
+    cases = [bundled("brain2d"), synthetic("slice256", on_grid(slice2d, (256, 256, 1), (0.8, 0.9, 1.0)), 7)]
+    if not quick:
+        cases += [bundled("brain3d"), bundled("head3d"),
+                  synthetic("colin3d-2mm", on_grid(colin, (77, 95, 81), (2.0, 2.0, 2.0)), 3)]
+        path = mni152_path() if mni else None
+        if path is not None:
+            cases.append(synthetic("mni152-1mm", load_image(path), 11, displacement_mm=8.0, smoothness_mm=60.0))
+    return cases
+
+
+def learnreg_run(method, options=None):
+    def run(fixed, moving):
+        result = create_registrar(method, options).register(fixed, moving, device="cpu")
+        t = result.timings
+        stages = {"affine_s": t.get("affine", 0.0), "deformable_s": t.get(method, 0.0) if method != "affine" else 0.0,
+                  "warp_s": t.get("warp", 0.0), "seconds": t["total"]}
+        return result.field, result.parameter_count, stages
+    return run
+
+
+def runners(case: Case, elastix: bool) -> dict:
+    out = {"bspline": learnreg_run("bspline"), "affine": learnreg_run("affine")}
+    large = case.fixed.grid.num_voxels > 2_000_000
+    if not large:
+        out["bspline (every voxel, all iterations)"] = learnreg_run("bspline", BEFORE)
+    out["sitk_demons"] = sitk_demons
+    if not large:
+        out["sitk_bspline"] = sitk_bspline
+    if elastix and case.fixed.ndim == 3:  # the worker registers volumes (a 2D slice is a one-slice volume here)
+        out["elastix (default)"] = lambda f, m: elastix_bspline(f, m, parameters="default")
+        out["elastix (tuned)"] = lambda f, m: elastix_bspline(f, m, parameters="tuned")
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="2D cases only")
+    parser.add_argument("--no-mni", action="store_true", help="leave out the 8.7 M-voxel MNI152 case")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    args = parser.parse_args()
+    torch.set_num_threads(2)
+    warm_up()
+    elastix = elastix_available()
+    rows = []
+    for case in build_cases(args.quick, not args.no_mni):
+        for name, run in runners(case, elastix).items():
+            start = time.perf_counter()
+            field, parameters, *extra = run(case.fixed, case.moving)
+            wall = time.perf_counter() - start
+            extra = dict(extra[0]) if extra else {}
+            row = {"case": case.name, "voxels": case.fixed.grid.num_voxels, "method": name,
+                   "seconds": extra.pop("seconds", wall), "parameters": parameters, **extra, **evaluate(case, field)}
+            rows.append(row)
+            print(f"{case.name:12s} {name:40s} {row['seconds']:7.2f} s  TRE {row.get('tre_before_mean', 0):.2f} -> "
+                  f"{row.get('tre_mean', float('nan')):.3f} mm", flush=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "classical_speed.json").write_text(json.dumps({"environment": environment(), "rows": rows}, indent=2,
+                                                              default=float))
+    (args.out / "classical_speed.md").write_text(markdown(rows))
+    print((args.out / "classical_speed.md").read_text())
+
+
+def _row(rows, case, method):
+    return next((r for r in rows if r["case"] == case and r["method"] == method), None)
+
+
+def targets(rows) -> list:
+    """The issue's targets, each as (target, measured, met)."""
+    out = []
+    for case in dict.fromkeys(r["case"] for r in rows):
+        ours, demons, before = (_row(rows, case, m) for m in ("bspline", "sitk_demons",
+                                                               "bspline (every voxel, all iterations)"))
+        if ours and demons and ours["voxels"] >= 400_000 and ours["voxels"] <= 1_200_000:  # the target's range
+            text = f"{ours['seconds']:.2f} s vs Demons {demons['seconds']:.2f} s"
+            met = ours["seconds"] <= demons["seconds"]
+            if before:
+                text += f"; TRE {ours['tre_mean']:.3f} mm vs {before['tre_mean']:.3f} mm before"
+                met = met and ours["tre_mean"] <= before["tre_mean"] + 0.005
+            out.append((f"3D {case} ({ours['voxels'] / 1e6:.2f} M voxels): bspline at most Demons' time, TRE no "
+                        "worse than before", text, met))
+    ours, demons = _row(rows, "brain2d", "bspline"), _row(rows, "brain2d", "sitk_demons")
+    if ours and demons:
+        out.append(("2D 181 x 217: bspline at most Demons' time", f"{ours['seconds']:.2f} s vs {demons['seconds']:.2f} s",
+                    ours["seconds"] <= demons["seconds"]))
+    ours, affine = _row(rows, "slice256", "bspline"), _row(rows, "slice256", "affine")
+    if ours and affine:
+        out.append(("2D 256 x 256: bspline under 0.3 s", f"{ours['seconds']:.2f} s", ours["seconds"] < 0.3))
+        out.append(("2D 256 x 256: affine under a third of bspline", f"{affine['seconds']:.2f} s vs "
+                    f"{ours['seconds']:.2f} s", affine["seconds"] < ours["seconds"] / 3))
+    ours, elastix = _row(rows, "mni152-1mm", "bspline"), _row(rows, "mni152-1mm", "elastix (default)")
+    if ours and elastix:
+        out.append(("MNI152 1 mm: bspline faster than elastix's B-spline, TRE no worse",
+                    f"{ours['seconds']:.1f} s, {ours['tre_mean']:.3f} mm vs {elastix['seconds']:.1f} s, "
+                    f"{elastix['tre_mean']:.3f} mm", ours["seconds"] < elastix["seconds"]
+                    and ours["tre_mean"] <= elastix["tre_mean"]))
+    return out
+
+
+def markdown(rows) -> str:
+    env = environment()
+    lines = ["# Classical registration speed", "", f"Environment: {env}. Written by `benchmarks/classical_speed.py`; "
+             "every method in the same run, 2 threads each. learnreg's wall time is `register()`'s (normalisation, "
+             "affine stage, deformable stage, final warp); the peers' is their registration call's.", "",
+             "| case | voxels | method | time (s) | affine (s) | deformable (s) | TRE before (mm) | TRE after (mm) | "
+             "TRE p95 (mm) | det J <= 0 (%) |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        stage = lambda key: f"{r[key]:.2f}" if key in r else ""  # noqa: E731
+        lines.append(f"| {r['case']} | {r['voxels']:,} | {r['method']} | {r['seconds']:.2f} | {stage('affine_s')} | "
+                     f"{stage('deformable_s')} | {r.get('tre_before_mean', float('nan')):.2f} | "
+                     f"{r.get('tre_mean', float('nan')):.3f} | {r.get('tre_p95', float('nan')):.3f} | "
+                     f"{r['percent_nonpositive_jacobian']:.3f} |")
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    for target, measured, met in targets(rows):
+        lines.append(f"| {target} | {measured} | {'met' if met else 'NOT met'} |")
+    lines += ["", NOTES]
+    return "\n".join(lines)
+
+
+NOTES = """## Where the time went, and what changed
+
+Measured on the 0.59 M-voxel Colin27 pair (77 x 95 x 81, 2 threads) before the speed work: `bspline` took
+11.2 s, 8.0 s of it in the full-resolution level (50 iterations of 160 ms: B-spline evaluation 1.4 ms, warp
+22 ms, image loss 1.2 ms, bending-energy regulariser on the dense field 50 ms, backward pass 104 ms, Adam
+0.9 ms), 1.8 s in the half-resolution level, 0.5 s in the coarsest, and 0.8 s in the affine stage (225
+iterations dominated by per-iteration overhead).
+
+- The regulariser is computed from the B-spline's control points (`BSplineTransformation.quadratic_energy`:
+  Gram matrices of the differentiated per-axis bases, the same finite differences as on the dense field), so
+  it and its gradient cost almost nothing: 11.2 -> 5.0 s, identical TRE (0.0800 mm both).
+- The image loss of each iteration is measured at 32,768 voxels drawn at random afresh (on levels with more
+  voxels; `mse` and `ncc`), as elastix's random-coordinate sampler does: 5.0 -> 3.1 s, TRE 0.079 mm.
+- A level ends when its mean loss over 10 iterations falls by less than 0.1 % from the 10 before: the affine
+  stage 0.8 -> 0.3 s.
+- The same seed gives the same result (tested); `-o samples=0 -o stop_tolerance=0` restores the full loss
+  and every iteration.
+
+Why the 2D targets are not met: a 2D level's iteration costs about 2 ms, nearly all of it per-iteration
+overhead (Python, autograd, Adam) rather than voxel work, so neither sampling nor the regulariser shortcut
+helps; the 181 x 217 pair still runs about 200 iterations (0.5 s; Demons 0.4 s). Fewer, better-directed
+iterations (a second-order optimiser such as L-BFGS, or a stopping rule tuned for 2D) are the way forward.
+Breathing-motion CT is not in this run: no chest CT pair is bundled yet (data.md: pyradiomics' lung CTs).
+"""
+
+
+if __name__ == "__main__":
+    main()
