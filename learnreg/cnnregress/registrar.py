@@ -104,6 +104,8 @@ class CNNRegressRegistrar(Registrar):
         if note:
             progress.report(0.0, f"cnnregress: {note}")
         points = active_points(fixed_w, count, coverage.to(device))
+        progress.report(0.0, f"cnnregress: {count} active points chosen on the {model.config.working_size}^"
+                             f"{fixed.ndim} working grid")
         t_setup = time.perf_counter()
         with torch.no_grad():
             smoothing = model.tps_smoothing if self.options.tps_smoothing is None else self.options.tps_smoothing
