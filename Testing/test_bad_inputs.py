@@ -26,7 +26,7 @@ import pytest
 
 from learnreg import device as device_module
 from learnreg.cli import main
-from learnreg.errors import LearnRegError, RegistrationCancelled
+from learnreg.errors import LearnRegError
 from learnreg.image import load_image, save_image
 from learnreg.landmarks import read_landmarks
 from learnreg.model_files import MODELS_DIR
@@ -213,9 +213,18 @@ CASE_NAMES = (
     "weights: missing file")
 
 
+#: the cases that exist for scene nodes too (``Case.in_scene``)
+SCENE_CASES = (
+    "NaN voxels", "Inf voxels", "constant image", "2D vs 3D", "unknown method", "unknown option", "bad option value",
+    "option value out of range", "landmarks: unequal counts", "landmarks: labels that half match",
+    "landmarks: outside the image", "--device cuda without a GPU", "too large for memory", "weights: corrupt file",
+    "weights: one byte flipped", "weights: another method's", "weights: carrying code", "weights: missing file")
+
+
 def test_the_case_list_is_complete(bad_cases):
     _, cases = bad_cases
     assert tuple(cases) == CASE_NAMES
+    assert tuple(name for name, case in cases.items() if case.in_scene) == SCENE_CASES
 
 
 def _argv(case: Case, paths: dict, out: Path) -> list:
@@ -263,11 +272,7 @@ def test_bad_input_gives_one_line_exit_2_and_writes_nothing(name, bad_cases, tmp
     assert str(raised.value) == message
 
 
-@pytest.mark.parametrize("name", [n for n in CASE_NAMES if n in (
-    "NaN voxels", "Inf voxels", "constant image", "2D vs 3D", "unknown method", "unknown option", "bad option value",
-    "option value out of range", "landmarks: unequal counts", "landmarks: labels that half match",
-    "landmarks: outside the image", "--device cuda without a GPU", "too large for memory", "weights: corrupt file",
-    "weights: one byte flipped", "weights: another method's", "weights: carrying code", "weights: missing file")])
+@pytest.mark.parametrize("name", SCENE_CASES)
 def test_bad_input_leaves_a_slicer_scene_unchanged(name, bad_cases, monkeypatch):
     pytest.importorskip("slicer")
     from learnreg.slicer.markups import add_markups_node
@@ -277,7 +282,6 @@ def test_bad_input_leaves_a_slicer_scene_unchanged(name, bad_cases, monkeypatch)
 
     paths, cases = bad_cases
     case = cases[name]
-    assert case.in_scene
     if case.patch is not None:
         case.patch(monkeypatch)
     scene = create_scene()

@@ -15,8 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from learnreg.image import Grid, load_image
-from learnreg.landmarks import pair_landmarks, read_landmarks
+from learnreg.image import Grid
 from learnreg.losses.regularisers import BendingEnergy, Diffusion
 from learnreg.metrics import tre
 from learnreg.registration import create_registrar
@@ -40,15 +39,8 @@ def test_bspline_regulariser_from_control_points_equals_the_dense_one(size, spac
     assert torch.allclose(gradient_fast, gradient_dense, rtol=1e-4, atol=1e-7)
 
 
-def _pair(name: str):
-    pair = sample_pairs()[name]
-    fixed, moving = load_image(pair.fixed), load_image(pair.moving)
-    landmarks = pair_landmarks(read_landmarks(pair.fixed_landmarks), read_landmarks(pair.moving_landmarks), fixed, moving)
-    return fixed, moving, landmarks
-
-
 def test_sampled_loss_is_deterministic_and_full_when_samples_cover_the_image():
-    fixed, moving, _ = _pair("brain2d")
+    fixed, moving, _ = sample_pairs()["brain2d"].load()
     options = {"iterations": "10,10,10", "stop_tolerance": 0}
     first = create_registrar("bspline", {**options, "samples": 4096, "seed": 3}).register(fixed, moving, device="cpu")
     again = create_registrar("bspline", {**options, "samples": 4096, "seed": 3}).register(fixed, moving, device="cpu")
@@ -64,7 +56,7 @@ def test_sampled_loss_is_deterministic_and_full_when_samples_cover_the_image():
 @pytest.mark.parametrize("name, method, pinned_mm", [("brain2d", "bspline", 0.095), ("brain3d", "bspline", 0.15),
                                                      ("brain2d", "affine", 2.59)])
 def test_defaults_keep_the_tre_measured_before_the_speed_work(name, method, pinned_mm):
-    fixed, moving, landmarks = _pair(name)
+    fixed, moving, landmarks = sample_pairs()[name].load()
     result = create_registrar(method).register(fixed, moving, device="cpu")
     after = tre(landmarks.fixed, landmarks.moving, result.field)["mean"]
     assert after <= pinned_mm + 0.02, f"{method} on {name}: mean TRE {after:.3f} mm (pinned {pinned_mm} mm)"

@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 
-import numpy as np
 import pytest
 
-from learnreg import device as device_module
 from learnreg.cli import main
 from learnreg.errors import RegistrationCancelled
-from learnreg.image import save_image
 from learnreg.progress import CancelToken
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_pairs
-
-
-def _digest(paths):
-    return {p: hashlib.sha256(open(p, "rb").read()).hexdigest() for p in paths}
 
 
 def _args(paths, out, *extra):

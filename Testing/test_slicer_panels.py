@@ -49,18 +49,9 @@ def open_module(session, module: str):
 
 def add_pair(scene, name: str = "brain2d"):
     """A bundled pair as nodes (volumes and landmark point lists), as Sample Data would load it."""
-    from learnreg.image import load_image
-    from learnreg.landmarks import pair_landmarks, read_landmarks
-    from learnreg.sample_data import sample_pairs
-    from learnreg.slicer.inputs import SceneInputs
-    from learnreg.slicer.run import add_input_nodes
+    from learnreg.slicer.module_logic import add_sample_pair
 
-    pair = sample_pairs()[name]
-    fixed, moving = load_image(pair.fixed), load_image(pair.moving)
-    landmarks = pair_landmarks(read_landmarks(pair.fixed_landmarks), read_landmarks(pair.moving_landmarks), fixed, moving)
-    inputs = SceneInputs.from_images(fixed, moving, landmarks, (f"{name} fixed", f"{name} moving"))
-    add_input_nodes(scene, inputs)
-    return inputs
+    return add_sample_pair(scene, name)
 
 
 def choose_inputs(widget, inputs) -> None:

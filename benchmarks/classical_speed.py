@@ -35,7 +35,6 @@ from harness import Case, environment, evaluate  # noqa: E402
 from peers import PEERS_PYTHON, elastix_available, elastix_bspline, sitk_bspline, sitk_demons  # noqa: E402
 
 from learnreg.image import Grid, load_image  # noqa: E402
-from learnreg.landmarks import pair_landmarks, read_landmarks  # noqa: E402
 from learnreg.registration import create_registrar, warm_up  # noqa: E402
 from learnreg.sample_data import sample_image, sample_pairs  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
@@ -51,9 +50,7 @@ def synthetic(name, image, seed, displacement_mm=7.0, smoothness_mm=50.0):
 
 
 def bundled(name):
-    pair = sample_pairs()[name]
-    fixed, moving = load_image(pair.fixed), load_image(pair.moving)
-    landmarks = pair_landmarks(read_landmarks(pair.fixed_landmarks), read_landmarks(pair.moving_landmarks), fixed, moving)
+    fixed, moving, landmarks = sample_pairs()[name].load()
     return Case(name, fixed, moving, landmarks.fixed, landmarks.moving)
 
 

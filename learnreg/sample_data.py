@@ -22,6 +22,17 @@ class SamplePair:
     moving_labels: Optional[Path] = None
     thumbnail: Optional[Path] = None  # 128 x 128 PNG of the fixed image, shown by Slicer's Sample Data
 
+    def load(self):
+        """``(fixed, moving, landmarks)``: the images, and the landmark pairs matched (None without them)."""
+        from learnreg.image import load_image
+        from learnreg.landmarks import pair_landmarks, read_landmarks
+
+        fixed, moving = load_image(self.fixed), load_image(self.moving)
+        if self.fixed_landmarks is None:
+            return fixed, moving, None
+        return fixed, moving, pair_landmarks(read_landmarks(self.fixed_landmarks),
+                                             read_landmarks(self.moving_landmarks), fixed, moving)
+
 
 def _optional(path: Path) -> Optional[Path]:
     return path if path.is_file() else None

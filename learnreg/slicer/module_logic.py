@@ -244,6 +244,19 @@ def register_sample_data() -> None:
         SampleData.SampleDataLogic.registerCustomSampleDataSource(**source)
 
 
+def add_sample_pair(scene, name: str):
+    """A bundled pair as nodes of ``scene`` (volumes, and point lists where it has landmarks) named
+    ``<name> fixed`` and ``<name> moving``; returns the :class:`~learnreg.slicer.inputs.SceneInputs` with
+    the nodes."""
+    from learnreg.sample_data import sample_pairs
+    from learnreg.slicer.inputs import SceneInputs
+    from learnreg.slicer.run import add_input_nodes
+
+    inputs = SceneInputs.from_images(*sample_pairs()[name].load(), (f"{name} fixed", f"{name} moving"))
+    add_input_nodes(scene, inputs)
+    return inputs
+
+
 # ----------------------------------------------------------------- self-test
 class RegistrationSelfTest:
     """The self-test of a LearnReg module, mixed in first into its Test class
@@ -275,19 +288,9 @@ def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = 
     benchmark's business. Returns the TRE summaries. Raises ``AssertionError`` on failure."""
     import numpy as np
 
-    from learnreg.image import load_image
-    from learnreg.landmarks import pair_landmarks, read_landmarks
-    from learnreg.sample_data import sample_pairs
-    from learnreg.slicer.inputs import SceneInputs
-    from learnreg.slicer.run import add_input_nodes
     from learnreg.slicer.volumes import image_from_volume_node
 
-    sample = sample_pairs()[pair]
-    fixed_image, moving_image = load_image(sample.fixed), load_image(sample.moving)
-    landmarks = pair_landmarks(read_landmarks(sample.fixed_landmarks), read_landmarks(sample.moving_landmarks),
-                               fixed_image, moving_image)
-    nodes = SceneInputs.from_images(fixed_image, moving_image, landmarks, (f"{pair} fixed", f"{pair} moving"))
-    add_input_nodes(scene, nodes)
+    nodes = add_sample_pair(scene, pair)
     moving = nodes.moving_node
     moving_before = image_from_volume_node(moving).array.copy()
     method = logic.default_method()

@@ -223,7 +223,7 @@ class RegistrationPanel:
         if self._run is not None:
             return  # running: the button is Cancel
         p = self._parameterNode
-        missing = missing_requirements()
+        missing = self._missing
         ready = bool(p and p.fixedVolume and p.movingVolume and p.method) and not missing \
             and self._methods_job is None and self.ui.methodComboBox.count > 0
         self.ui.applyButton.enabled = ready
@@ -238,7 +238,9 @@ class RegistrationPanel:
 
     # ----------------------------------------------------------------- dependencies
     def refresh_requirements(self) -> None:
-        missing = missing_requirements()
+        """Look for the required packages (when the panel is built and after Install: not on every change of
+        a parameter) and show what is missing, or start loading the methods."""
+        self._missing = missing = missing_requirements()
         self.ui.dependencyFrame.setVisible(bool(missing))
         if missing:
             self.ui.dependencyLabel.text = requirement_message(missing)

@@ -17,7 +17,15 @@ import enum
 from slicer import vtkMRMLGridTransformNode, vtkMRMLMarkupsFiducialNode, vtkMRMLScalarVolumeNode
 
 
-class Preset(enum.Enum):
+class Choice(enum.Enum):
+    """A fixed list shown in a combo box: Slicer's enum connector labels each item with ``label()``, here the
+    member's value unless a subclass says otherwise."""
+
+    def label(self) -> str:
+        return self.value
+
+
+class Preset(Choice):
     """Option presets (see :data:`learnreg.slicer.module_logic.PRESETS`); the value is the preset's name."""
 
     Default = "Default"
@@ -25,11 +33,8 @@ class Preset(enum.Enum):
     Accurate = "Accurate"
     R2N2PaperBaseline = "R2N2 paper baseline"
 
-    def label(self) -> str:
-        return self.value
 
-
-class Device(enum.Enum):
+class Device(Choice):
     """Where the registration runs; the value is learnreg's device name."""
 
     auto = "auto"
@@ -40,7 +45,7 @@ class Device(enum.Enum):
         return {"auto": "auto (GPU when there is one)", "cpu": "CPU", "cuda": "GPU (CUDA)"}[self.value]
 
 
-class Transformation(enum.Enum):
+class Transformation(Choice):
     """ISTN's transformation model."""
 
     affine = "affine"
@@ -50,16 +55,13 @@ class Transformation(enum.Enum):
         return {"affine": "affine", "bspline": "B-spline"}[self.value]
 
 
-class Variant(enum.Enum):
+class Variant(Choice):
     """ISTN's training variant (Lee et al. 2019): which network the weights come from."""
 
     istn_i = "istn-i"
     istn_e = "istn-e"
     stn_s = "stn-s"
     stn_u = "stn-u"
-
-    def label(self) -> str:
-        return self.value
 
 
 class RegistrationParameters:
