@@ -28,16 +28,16 @@ def test_methods_lists_classical(capsys):
 def test_methods_verbose_documents_every_option_in_o_syntax(capsys):
     import dataclasses
 
-    from learnreg.cli import option_descriptions, option_value_text
-    from learnreg.registration import available_methods
+    from learnreg.methods import all_methods
+    from learnreg.options import option_descriptions, option_value_text
 
     assert main(["methods", "--verbose"]) == 0
     listed = capsys.readouterr().out
     assert "(4, 2, 1)" not in listed and "-o levels=4,2,1" in listed  # defaults as -o takes them
     assert "mse, ncc or lncc" in listed  # allowed values
-    for name, cls in available_methods().items():
-        descriptions = option_descriptions(cls.Options)
-        for f in dataclasses.fields(cls.Options):
+    for name, method in all_methods().items():
+        descriptions = option_descriptions(method.options)
+        for f in dataclasses.fields(method.options):
             assert f"-o {f.name}={option_value_text(f.default)}" in listed, (name, f.name)
             assert descriptions.get(f.name), f"{name}: option {f.name} has no description in its docstring"
             if f.default in ("", None):  # what an empty value means is said

@@ -25,6 +25,8 @@ from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image
 from learnreg.warp import Warper
 
+#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
+ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -242,7 +244,7 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
     fixed = load_image(sample_image("brain_t1_slice"))
     moving = Image(np.roll(np.asarray(fixed.array), 3, axis=-1), fixed.grid)
     messages = []
-    result = create_registrar("cnnregress", {"weights": str(weights), "density_percent": 0.01}).register(
+    result = create_registrar("cnnregress", {**ONE_PASS, "weights": str(weights), "density_percent": 0.01}).register(
         fixed, moving, progress=lambda fraction, message: messages.append(message))
     assert any("too few for a well-posed thin-plate spline" in m for m in messages)
     assert result.field.grid == fixed.grid and len(result.steps) == 2 and len(result.loss_history) == 3
@@ -279,7 +281,7 @@ def test_scene_gets_active_points_and_prediction_arrows(tmp_path):
     scene = create_scene()
     fixed_node, moving_node = add_volume_node(scene, fixed, "fixed"), add_volume_node(scene, moving, "moving")
     out = run_registration(scene, fixed_node, moving_node, "cnnregress",
-                           {"weights": str(tmp_path / "out/model.pt"), "density_percent": 5}, device="cpu")
+                           {"weights": str(tmp_path / "out/model.pt"), "density_percent": 5, **ONE_PASS}, device="cpu")
     nodes = out.active_points
     step = out.result.steps[0]
     count = len(step.points)
@@ -315,5 +317,6 @@ def test_shipped_weights_halve_tre_on_a_held_out_pair(weights):
     fixed, moving = load_image(pair.fixed), load_image(pair.moving)
     fixed_points, moving_points, _ = match_pairs(read_landmarks(pair.fixed_landmarks),
                                                  read_landmarks(pair.moving_landmarks))
-    result = create_registrar("cnnregress", {"weights": str(weights)}).register(fixed, moving)
+    result = create_registrar("cnnregress", {**ONE_PASS, "weights": str(weights)}).register(
+        fixed, moving)
     assert tre(fixed_points, moving_points, result.field)["mean"] < 0.5 * tre(fixed_points, moving_points)["mean"]

@@ -14,8 +14,9 @@ import torch
 from conftest import tiny_training_sections
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image, save_image
+from learnreg.istn.method import VARIANTS
 from learnreg.istn.model import ISTNModel, full_resolution_field, refine
-from learnreg.istn.network import VARIANTS, ISTNConfig, ISTNNetwork
+from learnreg.istn.network import ISTNConfig, ISTNNetwork
 from learnreg.istn.objective import ISTNObjective, WorkingWarp, hard_dice
 from learnreg.istn.transforms import AffineModel, BSplineModel, normalised_axis_positions, rotation_matrices
 from learnreg.registration import create_registrar
@@ -26,6 +27,8 @@ from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, train
 from learnreg.warp import Warper
 from learnreg.working import to_working, working_grid
 
+#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
+ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -272,7 +275,7 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
 
     fixed = load_image(sample_image("brain_t1_slice"))
     moving = Image(np.roll(np.asarray(fixed.array), 3, axis=-1), fixed.grid)
-    result = create_registrar("istn", {"weights": str(weights), "refine_steps": 4}).register(fixed, moving)
+    result = create_registrar("istn", {**ONE_PASS, "weights": str(weights), "refine_steps": 4}).register(fixed, moving)
     assert result.field.grid == fixed.grid
     assert result.steps[0].parameters["stage"] == "one pass" and len(result.loss_history) == 5
     assert set(result.images) == {"fixed representation 1", "fixed representation 2", "moving representation 1",
@@ -324,7 +327,7 @@ def test_scene_nodes_representations_and_structure_table(tmp_path):
     nodes = [add_volume_node(scene, im, name) for im, name in
              ((fixed, "fixed"), (moving, "moving"), (fixed_labels, "fixed labels"), (moving_labels, "moving labels"))]
     out = run_registration(scene, nodes[0], nodes[1], "istn", {"weights": str(tmp_path / "out/model.pt"),
-                                                               "refine_steps": 5}, device="cpu",
+                                                               "refine_steps": 5, **ONE_PASS}, device="cpu",
                            fixed_labels=nodes[2], moving_labels=nodes[3])
     assert [n.GetName() for n in out.images] == [f"istn {r} representation {c}" for r in ("fixed", "moving")
                                                  for c in (1, 2)]
@@ -354,7 +357,7 @@ def test_affine_result_matrix_is_the_field_and_becomes_a_linear_transform_node(t
     weights = tmp_path / "affine.pt"
     ISTNModel(network).save(weights, {"title": "test"})
     moving = Image(np.roll(np.asarray(slice_oblique.array), 4, axis=-1), slice_oblique.grid)
-    result = create_registrar("istn", {"weights": str(weights), "refine_steps": 0}).register(slice_oblique, moving)
+    result = create_registrar("istn", {**ONE_PASS, "weights": str(weights), "refine_steps": 0}).register(slice_oblique, moving)
     grid = slice_oblique.grid
     ijk = np.array([[0, 0, 0], [grid.size[0] - 1, 5, 0], [7, grid.size[1] - 1, 0]], float)
     points = grid.index_to_physical(ijk)
@@ -369,7 +372,8 @@ def test_affine_result_matrix_is_the_field_and_becomes_a_linear_transform_node(t
 
     scene = create_scene()
     out = run_registration(scene, add_volume_node(scene, slice_oblique, "fixed"), add_volume_node(scene, moving, "m"),
-                           "istn", {"weights": str(weights), "refine_steps": 0}, device="cpu")
+                           "istn", {"weights": str(weights), "refine_steps": 0, **ONE_PASS},
+                           device="cpu")
     assert out.transform.IsA("vtkMRMLLinearTransformNode")
     from_parent = out.transform.GetTransformFromParent()
     flip = np.array([-1.0, -1.0, 1.0])
@@ -401,6 +405,6 @@ def test_shipped_weights_load_checked_and_refinement_helps_on_a_held_out_pair(we
     fixed, moving = load_image(pair.fixed), load_image(pair.moving)
     fixed_points, moving_points, _ = match_pairs(read_landmarks(pair.fixed_landmarks),
                                                  read_landmarks(pair.moving_landmarks))
-    result = create_registrar("istn", {"weights": str(weights), "refine_steps": 30}).register(fixed, moving)
+    result = create_registrar("istn", {**ONE_PASS, "weights": str(weights), "refine_steps": 30}).register(fixed, moving)
     assert tre(fixed_points, moving_points, result.field)["mean"] < tre(fixed_points, moving_points)["mean"]
     assert min(result.loss_history[1:]) < result.loss_history[0]

@@ -11,7 +11,7 @@ from scipy.ndimage import map_coordinates
 from learnreg.errors import InputError
 from learnreg.image import Image
 from learnreg.landmarks import Landmarks, match_pairs, read_landmarks, write_landmarks
-from learnreg.synthetic import breathing_field, make_pair
+from learnreg.synthetic import FIELD_FAMILIES, breathing_field, make_pair
 
 POINTS = np.array([[1.5, -2.25, 3.0], [10.0, 20.0, -30.125], [0.0, 0.0, 0.0]])
 
@@ -55,10 +55,14 @@ def test_pairs_match_by_label_else_order():
         match_pairs(fixed, Landmarks(POINTS[:2], ("A", "B")))
 
 
+@pytest.mark.parametrize("family", FIELD_FAMILIES)
 @pytest.mark.parametrize("case", ["colin_oblique", "slice_oblique"])
-def test_generator_gives_exact_landmark_pairs(case, request):
+def test_generator_gives_exact_landmark_pairs(case, family, request):
     source: Image = request.getfixturevalue(case)
-    pair = make_pair(source, seed=1, rotation_degrees=3, translation_mm=2, breathing_mm=4, landmark_count=15)
+    pair = make_pair(source, seed=1, rotation_degrees=3, translation_mm=2, breathing_mm=4, landmark_count=15,
+                     family=family)
+    # the random part reaches the requested size (default: 5 % of the mean extent) on top of the rest
+    assert pair.true_field.vectors.reshape(-1, 3).std(axis=0).max() > 0.5
     assert len(pair.fixed_landmarks) == 15
     # moving landmark = fixed landmark + v(fixed landmark), exactly (no inversion needed)
     assert np.allclose(pair.true_field.transform_points(pair.fixed_landmarks.points), pair.moving_landmarks.points)
@@ -73,7 +77,8 @@ def test_generator_gives_exact_landmark_pairs(case, request):
     assert source.grid.contains(pair.moving_landmarks.points).all()
     assert pair.true_field.jacobian_determinant().min() > 0
     # the same seed gives the same pair
-    again = make_pair(source, seed=1, rotation_degrees=3, translation_mm=2, breathing_mm=4, landmark_count=15)
+    again = make_pair(source, seed=1, rotation_degrees=3, translation_mm=2, breathing_mm=4, landmark_count=15,
+                      family=family)
     assert np.array_equal(again.fixed_landmarks.points, pair.fixed_landmarks.points)
 
 

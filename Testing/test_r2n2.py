@@ -21,12 +21,14 @@ from learnreg.metrics import folding, tre
 from learnreg.model_files import card_path
 from learnreg.r2n2.gaussian import gaussian_displacement
 from learnreg.r2n2.model import R2N2Model, shipped_weights
-from learnreg.working import working_grid
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_pairs
 from learnreg.warp import axis_coordinate_tensor
+from learnreg.working import working_grid
 
+#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
+ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(ndim=2, channels=(8, 8, 16), residual_units=1, fc_hidden=32, recurrent_noise=0.05)
 
@@ -118,7 +120,8 @@ def _pair(name: str = "brain2d"):
 def test_steps_add_up_to_the_field_and_are_the_reported_gaussians(tmp_path):
     fixed, moving, _ = _pair()
     weights = tiny_model_file(tmp_path, weight=0.02)
-    result = create_registrar("r2n2", {"weights": str(weights), "steps": 5, "tolerance": 0}).register(fixed, moving)
+    result = create_registrar("r2n2", {**ONE_PASS, "weights": str(weights), "steps": 5, "tolerance": 0}).register(
+        fixed, moving)
     assert 1 <= len(result.steps) <= 5
     assert result.parameter_count == 7 * len(result.steps)
     total = sum(s.displacement.vectors for s in result.steps)
@@ -143,14 +146,16 @@ def test_stopping_rule(tmp_path):
     # Gaussians of zero weight change nothing: no step improves the loss by the tolerance
     still = tiny_model_file(tmp_path, weight=0.0)
     messages = []
-    stopped = create_registrar("r2n2", {"weights": str(still), "steps": 5, "tolerance": 1e-3, "patience": 2}).register(
+    stopped = create_registrar("r2n2", {**ONE_PASS, "weights": str(still), "steps": 5, "tolerance": 1e-3, "patience": 2}).register(
         fixed, moving, progress=lambda fraction, message: messages.append(message))
     assert stopped.steps == [] and np.abs(stopped.field.vectors).max() == 0 and stopped.parameter_count == 0
     assert sum("step " in m for m in messages) == 2  # patience: two steps without improvement, then stop
     assert any("kept 0 steps" in m for m in messages)
-    full = create_registrar("r2n2", {"weights": str(still), "steps": 5, "tolerance": 0}).register(fixed, moving)
+    full = create_registrar("r2n2", {**ONE_PASS, "weights": str(still), "steps": 5, "tolerance": 0}).register(
+        fixed, moving)
     assert len(full.steps) == 5  # tolerance 0: zero improvement is not worse, so all steps run
-    capped = create_registrar("r2n2", {"weights": str(still), "steps": 3, "tolerance": 0}).register(fixed, moving)
+    capped = create_registrar("r2n2", {**ONE_PASS, "weights": str(still), "steps": 3, "tolerance": 0}).register(
+        fixed, moving)
     assert len(capped.steps) == 3 and capped.parameter_count == 21
 
 
@@ -174,7 +179,7 @@ def test_stopping_keeps_the_sequence_up_to_its_best_step(tmp_path, monkeypatch):
 
     monkeypatch.setattr(registrar, "MSE", ScriptedLoss)
     weights = tiny_model_file(tmp_path, weight=0.02)
-    result = create_registrar("r2n2", {"weights": str(weights), "steps": 7, "tolerance": 0.01, "patience": 3}).register(
+    result = create_registrar("r2n2", {**ONE_PASS, "weights": str(weights), "steps": 7, "tolerance": 0.01, "patience": 3}).register(
         fixed, moving)
     assert [s.index for s in result.steps] == [0, 1, 2]  # 0.9, 0.95, 0.7; then three without improving
     assert result.steps[-1].loss == pytest.approx(0.7 * ScriptedLoss.initial)
@@ -366,7 +371,7 @@ def test_held_out_pair_tre_at_least_halves(name):
     KmeansTest head, another person than the Colin27 the 3D model trained on)."""
     ndim = 3 if name.endswith("3d") else 2
     fixed, moving, pair = _pair(name)
-    result = create_registrar("r2n2").register(fixed, moving)
+    result = create_registrar("r2n2", ONE_PASS).register(fixed, moving)
     before, after = _held_out_tre(result, pair)
     assert folding(result.field)["percent_nonpositive_jacobian"] < 0.1
     assert result.parameter_count == (7 if ndim == 2 else 12) * len(result.steps) <= 12 * 50
@@ -378,7 +383,7 @@ def test_shipped_3d_weights_register_the_held_out_volume():
     """What the shipped 3D weights do on head3d today (4.89 -> 3.42 mm, no folding), with a margin: a
     retrained model must not fall below it unnoticed."""
     fixed, moving, pair = _pair("head3d")
-    result = create_registrar("r2n2").register(fixed, moving)
+    result = create_registrar("r2n2", ONE_PASS).register(fixed, moving)
     before, after = _held_out_tre(result, pair)
     assert after <= 0.75 * before, (before, after)
     assert folding(result.field)["percent_nonpositive_jacobian"] < 0.1

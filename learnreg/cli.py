@@ -15,6 +15,7 @@ from typing import Optional, Sequence
 from learnreg import __version__
 from learnreg.device import DEVICE_CHOICES
 from learnreg.errors import LearnRegError, RegistrationCancelled
+from learnreg.methods import trained_methods
 from learnreg.progress import CancelToken, TerminalProgressBar
 
 
@@ -62,7 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     trainer = sub.add_parser("train", help="train a learning-based method from a configuration file",
                              description="Train a network; under 'torchrun --nproc-per-node N' the processes train "
                                          "data-parallel.")
-    trainer.add_argument("method", choices=sorted(TRAINERS), help="method to train")
+    trainer.add_argument("method", choices=sorted(trained_methods()), help="method to train")
     trainer.add_argument("--config", required=True, help="configuration file (.toml, or .yaml with PyYAML)")
     trainer.add_argument("--steps", type=int, help="override the configuration's [training] steps")
     trainer.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", dest="overrides",
@@ -74,17 +75,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-#: method -> (module, function) of its trainer
-TRAINERS = {"r2n2": ("learnreg.r2n2.training", "train_r2n2"), "istn": ("learnreg.istn.training", "train_istn"),
-            "cnnregress": ("learnreg.cnnregress.training", "train_cnnregress")}
-
-
 def _train(args: argparse.Namespace) -> int:
-    import importlib
     import json
 
-    module, function = TRAINERS[args.method]
-    trainer = getattr(importlib.import_module(module), function)
+    from learnreg.methods import find_method
+
+    trainer = find_method(args.method).trainer_function()
     bar = None if args.quiet else TerminalProgressBar()
     card = trainer(args.config, progress=bar, resume=not args.restart, steps=args.steps, overrides=args.overrides)
     if bar:
@@ -95,50 +91,17 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def option_value_text(value) -> str:
-    """A value as ``-o KEY=VALUE`` takes it: ``4,2,1`` for a tuple, ``true`` for True, empty for None."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, (tuple, list)):
-        return ",".join(option_value_text(v) for v in value)
-    return str(value)
-
-
-def option_descriptions(options_type) -> dict:
-    """Option name -> its description, from the ``name: text`` lines of the docstrings of ``options_type``
-    and its bases (the ``Args``/``Attributes`` sections), reST markup removed."""
-    import inspect
-    import re
-
-    found = {}
-    for cls in reversed(options_type.__mro__):
-        name, indent, lines = None, None, {}
-        for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
-            depth = len(line) - len(line.lstrip())
-            match = re.match(r"^\s*(\w+): (.*)$", line)
-            if match and depth > 0 and (indent is None or depth == indent):
-                name, indent = match.group(1), depth
-                lines[name] = [match.group(2)]
-            elif name and line.strip() and depth > indent:
-                lines[name].append(line.strip())
-            else:
-                name = None
-        found.update({k: re.sub(r"``([^`]+)``", r"\1", " ".join(v)) for k, v in lines.items()})
-    return found
-
-
 def _print_methods(verbose: bool) -> None:
     import dataclasses
 
-    from learnreg.registration import available_methods
+    from learnreg.methods import all_methods
+    from learnreg.options import option_descriptions, option_value_text
 
-    for name, cls in available_methods().items():
-        print(f"{name:12s} {cls.description}")
+    for name, method in all_methods().items():
+        print(f"{name:12s} {method.description}")
         if verbose:
-            descriptions = option_descriptions(cls.Options)
-            for f in dataclasses.fields(cls.Options):
+            descriptions = option_descriptions(method.options)
+            for f in dataclasses.fields(method.options):
                 print(f"    -o {f.name}={option_value_text(f.default)}")
                 print(f"{'':8s}{descriptions.get(f.name, '(no description)')}")
             print()
@@ -151,7 +114,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.command == "train":
         return _train(args)
     from learnreg.logs import library_messages_to_log, log_to_file
-    from learnreg.registration import options_from_pairs
+    from learnreg.options import options_from_pairs
 
     options = options_from_pairs(args.option)
     if args.log:
@@ -188,7 +151,9 @@ def _summarise(report: dict, folder: Path) -> None:
     line = f"{report['method']} on {report['device']}: {report['timings_s']['total']:.2f} s, " \
            f"{report['parameter_count']} transformation parameters"
     if "tre_mm" in report:
-        line += f", mean TRE {report['tre_mm']['before']['mean']:.2f} -> {report['tre_mm']['after']['mean']:.2f} mm"
+        tre_mm = report["tre_mm"]
+        one_pass = f"{tre_mm['one_pass']['mean']:.2f} (one pass) -> " if "one_pass" in tre_mm else ""
+        line += f", mean TRE {tre_mm['before']['mean']:.2f} -> {one_pass}{tre_mm['after']['mean']:.2f} mm"
     line += f", det J <= 0 on {report['folding']['percent_nonpositive_jacobian']:.3f} % of voxels"
     print(line)
     for note in report.get("notes", []):

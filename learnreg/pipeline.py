@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-
 from learnreg import __version__
 from learnreg.errors import InputError
 from learnreg.image import Image, image_suffix, load_image, read_image_grid, save_image
@@ -93,6 +92,10 @@ def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Ima
             "after": after,
             "landmarks_snapped_to_voxels": False,
         }
+        if result.one_pass is not None:
+            report["tre_mm"]["one_pass"] = tre(landmarks.fixed, landmarks.moving, result.one_pass)
+    if result.similarity:
+        report["similarity"] = {"measure": "1 - NCC on the fixed grid", **result.similarity}
     return report
 
 
@@ -183,7 +186,7 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
     review = scene_registration.review if scene_registration is not None else None
     report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings,
                           None if review is None else (review.before, review.after))
-    report["notes"] = notes
+    report["notes"] = notes + result.notes
 
     t_write = time.perf_counter()
     writers = {

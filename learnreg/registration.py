@@ -1,4 +1,5 @@
-"""The registrar interface every method implements, its result, and the registry of method names.
+"""The registrar interface every method implements and its result (methods are declared in
+:mod:`learnreg.methods`).
 
 A registrar is built from typed options and has one entry point::
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-import typing
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Optional
@@ -24,9 +24,10 @@ import numpy as np
 import torch
 
 from learnreg.device import check_memory, resolve_device
-from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Grid, Image, check_pair, normalise
+from learnreg.methods import all_methods, find_method
+from learnreg.options import parse_options
 from learnreg.progress import CancelToken, Progress, ProgressCallback
 from learnreg.warp import Warper
 
@@ -68,6 +69,9 @@ class MethodOutput:
     stage_times: dict[str, float] = field(default_factory=dict)
     images: dict[str, Image] = field(default_factory=dict)
     affine_lps: Optional[np.ndarray] = None  # (4, 4) fixed LPS point -> moving LPS point, for affine results
+    notes: list[str] = field(default_factory=list)  # what the user should know about this result
+    one_pass_field: Optional[torch.Tensor] = None  # a learned method's network pass, before any refinement
+    start_losses: dict[str, Any] = field(default_factory=dict)  # learned methods: see learnreg.learned
 
 
 @dataclass
@@ -88,6 +92,12 @@ class RegistrationResult:
             network computed of the fixed and moving images, on its working grid).
         affine_lps: for an affine result, the ``4 x 4`` matrix mapping a fixed LPS point (mm) to its moving
             point: the same map as ``field``, for a linear transform node.
+        notes: what the user should know about this result (e.g. that a network's pass was set aside because
+            it made the images less similar), one sentence each.
+        one_pass: a learned method's field after its network's pass alone (LPS mm, pull), before the
+            similarity check and refinement; None for classical methods.
+        similarity: a learned method's image dissimilarity (``1 - NCC``) with no deformation (``identity``),
+            an affine registration, the network's pass and the final field, and which start it ``chosen``.
     """
 
     method: str
@@ -101,80 +111,21 @@ class RegistrationResult:
     options: dict[str, Any] = dataclasses.field(default_factory=dict)
     images: dict[str, Image] = dataclasses.field(default_factory=dict)
     affine_lps: Optional[np.ndarray] = None
-
-
-# ----------------------------------------------------------------- options
-def _coerce(value: Any, annotation: Any, name: str) -> Any:
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin is typing.Union:
-        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
-            return None
-        return _coerce(value, next(a for a in args if a is not type(None)), name)
-    if origin is tuple:
-        items = value.split(",") if isinstance(value, str) else list(value) if np.iterable(value) else [value]
-        return tuple(_coerce(v, args[0], name) for v in items if not (isinstance(v, str) and not v.strip()))
-    try:
-        if annotation is bool:
-            if isinstance(value, str):
-                if value.lower() in ("1", "true", "yes", "on"):
-                    return True
-                if value.lower() in ("0", "false", "no", "off"):
-                    return False
-                raise ValueError(value)
-            return bool(value)
-        if annotation in (int, float, str):
-            return annotation(value.strip() if isinstance(value, str) else value)
-    except (TypeError, ValueError):
-        raise InputError(f"option {name}={value!r} is not a valid {annotation.__name__}") from None
-    return value
-
-
-def options_from_pairs(pairs) -> dict:
-    """``["iterations=50,30,10", "image_loss=ncc"]`` -> ``{"iterations": "50,30,10", ...}``; blank items are
-    skipped, anything else without ``key=value`` is an :class:`InputError`."""
-    options = {}
-    for item in pairs or ():
-        if not item.strip():
-            continue
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise InputError(f"option {item.strip()!r} must look like key=value (e.g. iterations=50,30,10)")
-        options[key.strip()] = value.strip()
-    return options
-
-
-def parse_options(options_type: type, values: Optional[dict] = None):
-    """Build an options dataclass from a dict of (possibly string) values, with clear errors."""
-    if values is None:
-        return options_type()
-    if isinstance(values, options_type):
-        return values
-    hints = typing.get_type_hints(options_type)
-    names = [f.name for f in dataclasses.fields(options_type)]
-    kwargs = {}
-    for key, value in values.items():
-        key_norm = key.replace("-", "_")
-        if key_norm not in names:
-            raise InputError(f"unknown option {key!r} for this method; valid options: {', '.join(names)}")
-        kwargs[key_norm] = _coerce(value, hints[key_norm], key)
-    opts = options_type(**kwargs)
-    validate = getattr(opts, "validate", None)
-    if validate is not None:
-        validate()
-    return opts
+    notes: list[str] = dataclasses.field(default_factory=list)
+    one_pass: Optional[DisplacementField] = None
+    similarity: dict[str, Any] = dataclasses.field(default_factory=dict)
 
 
 # ----------------------------------------------------------------- registrar
 class Registrar(ABC):
     """Base class of every registration method.
 
-    Subclasses set ``name``, ``description`` and ``Options`` (a dataclass), and implement :meth:`run`
+    Subclasses set ``name`` and ``Options`` (its options dataclass, declared with the method in
+    :mod:`learnreg.methods`), and implement :meth:`run`
     (and :meth:`bytes_per_voxel` when their memory needs differ from the default).
     """
 
     name: ClassVar[str]
-    description: ClassVar[str]
     Options: ClassVar[type]
 
     def __init__(self, options: Any = None) -> None:
@@ -251,32 +202,18 @@ class Registrar(ABC):
             options=dataclasses.asdict(self.options),
             images=output.images,
             affine_lps=output.affine_lps,
+            notes=list(output.notes),
+            one_pass=None if output.one_pass_field is None
+            else DisplacementField.from_axis_tensor(output.one_pass_field, fixed.grid),
+            similarity=dict(output.start_losses),
         )
 
 
-# ----------------------------------------------------------------- registry
-_REGISTRY: dict[str, type[Registrar]] = {}
-
-
-def register_method(cls: type[Registrar]) -> type[Registrar]:
-    """Class decorator adding a registrar to the registry under ``cls.name``."""
-    _REGISTRY[cls.name] = cls
-    return cls
-
-
-def _load_builtin_methods() -> None:
-    import importlib
-
-    # importing a method's module registers it
-    for module in ("learnreg.classical", "learnreg.r2n2.registrar", "learnreg.istn.registrar",
-                   "learnreg.cnnregress.registrar"):
-        importlib.import_module(module)
-
-
+# ----------------------------------------------------------------- methods
 def available_methods() -> dict[str, type[Registrar]]:
-    """Method name -> registrar class, for every installed method."""
-    _load_builtin_methods()
-    return dict(sorted(_REGISTRY.items()))
+    """Method name -> registrar class, for every built-in method (imports them all; the declarations alone,
+    without torch: :func:`learnreg.methods.all_methods`)."""
+    return {name: method.registrar_class() for name, method in all_methods().items()}
 
 
 def warm_up() -> None:
@@ -292,7 +229,4 @@ def warm_up() -> None:
 
 def create_registrar(name: str, options: Any = None) -> Registrar:
     """Instantiate a registrar by method name with options (dict of values or the Options dataclass)."""
-    methods = available_methods()
-    if name not in methods:
-        raise InputError(f"unknown method {name!r}; available: {', '.join(methods)} (see 'learnreg methods')")
-    return methods[name](options)
+    return find_method(name).registrar_class()(options)

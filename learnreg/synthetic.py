@@ -6,8 +6,10 @@ Given a source image ``S`` and a known smooth pull field ``v`` on its grid, the 
 * fixed landmarks ``y`` at strong edges of ``F`` (voxel centres), moving landmarks ``x = y + v(y)``.
 
 So ``v`` is exactly the pull field a registration of ``M`` to ``F`` should find, and the landmark pairs are
-exact without inverting any field. The field is a sum of a smooth random B-spline deformation, an
-optional affine jitter and an optional lung-like breathing motion.
+exact without inverting any field. The field is a sum of a smooth random deformation of one of
+:data:`FIELD_FAMILIES` (a cubic B-spline, the family the shipped networks were trained on; a dense field of
+smoothed noise; a few local large motions), an optional affine jitter and an optional lung-like breathing
+motion.
 """
 
 from __future__ import annotations
@@ -51,6 +53,43 @@ def smooth_random_field(grid: Grid, rng: np.random.Generator, max_displacement_m
         field = model()
     peak = float(field.norm(dim=1).max())
     return field * (max_displacement_mm / peak if peak > 0 else 0.0)
+
+
+def dense_random_field(grid: Grid, rng: np.random.Generator, max_displacement_mm: float,
+                       smoothness_mm: float) -> torch.Tensor:
+    """Random dense field: white noise per voxel and component, smoothed by a Gaussian of ``smoothness_mm / 4``
+    (sigma, mm), scaled to a maximum length. No control grid: not the B-spline family. ``(1, ndim, *spatial)``."""
+    nd = grid.ndim
+    sigma = [smoothness_mm / 4 / s for s in reversed(grid.spacing[:nd])]  # (k, j, i) or (j, i)
+    shape = grid.spatial_shape
+    field = np.stack([gaussian_filter(rng.standard_normal(shape), sigma, mode="reflect") for _ in range(nd)])
+    field = torch.from_numpy(field).float().unsqueeze(0)
+    peak = float(field.norm(dim=1).max())
+    return field * (max_displacement_mm / peak if peak > 0 else 0.0)
+
+
+def local_motion_field(grid: Grid, rng: np.random.Generator, max_displacement_mm: float,
+                       smoothness_mm: float, count: int = 3) -> torch.Tensor:
+    """``count`` local large motions: Gaussian bumps of width ``smoothness_mm / 3`` (sigma, mm) at random places
+    in the middle half of the image, each a translation of up to ``max_displacement_mm`` in a random
+    direction, elsewhere almost nothing. ``(1, ndim, *spatial)``."""
+    nd = grid.ndim
+    coords = axis_coordinate_tensor(grid, dtype=torch.float64)
+    extent = torch.as_tensor(grid.extent_mm[:nd], dtype=torch.float64)
+    field = torch.zeros(1, nd, *grid.spatial_shape, dtype=torch.float64)
+    sigma = smoothness_mm / 3
+    for _ in range(count):
+        centre = extent * torch.as_tensor(rng.uniform(0.25, 0.75, nd))
+        direction = torch.as_tensor(rng.standard_normal(nd))
+        direction = direction / direction.norm() * max_displacement_mm * rng.uniform(0.6, 1.0)
+        distance2 = ((coords - centre.view(-1, *[1] * nd)) ** 2).sum(0)
+        field[0] += direction.view(-1, *[1] * nd) * torch.exp(-distance2 / (2 * sigma ** 2))
+    peak = float(field.norm(dim=1).max())
+    return (field * (max_displacement_mm / peak if peak > max_displacement_mm else 1.0)).float()
+
+
+#: random deformation families, by name: (grid, rng, max_displacement_mm, smoothness_mm) -> field
+FIELD_FAMILIES = {"bspline": smooth_random_field, "dense": dense_random_field, "local": local_motion_field}
 
 
 def _random_rotation(ndim: int, rng: np.random.Generator, max_degrees: float) -> np.ndarray:
@@ -134,7 +173,7 @@ def _edge_landmarks(image: Image, valid: np.ndarray, count: int, rng: np.random.
 def make_pair(source: Image, seed: int = 0, *, max_displacement_mm: Optional[float] = None,
               smoothness_mm: Optional[float] = None, rotation_degrees: float = 0.0, scaling: float = 0.0,
               translation_mm: float = 0.0, breathing_mm: float = 0.0, landmark_count: int = 20,
-              labels: Optional[Image] = None, border_fraction: float = 0.1) -> SyntheticPair:
+              labels: Optional[Image] = None, border_fraction: float = 0.1, family: str = "bspline") -> SyntheticPair:
     """A synthetic pair from ``source`` (see the module docstring).
 
     Args:
@@ -147,6 +186,7 @@ def make_pair(source: Image, seed: int = 0, *, max_displacement_mm: Optional[flo
         landmark_count: number of exact landmark pairs.
         labels: optional label map on the source grid, warped (nearest) into the fixed space too.
         border_fraction: landmarks keep this fraction of the extent away from the border.
+        family: the random deformation's family, one of :data:`FIELD_FAMILIES`.
     """
     rng = np.random.default_rng(seed)
     grid = source.grid
@@ -154,7 +194,7 @@ def make_pair(source: Image, seed: int = 0, *, max_displacement_mm: Optional[flo
     extent = float(np.mean(grid.extent_mm[:nd]))
     max_displacement_mm = 0.05 * extent if max_displacement_mm is None else max_displacement_mm
     smoothness_mm = 0.25 * extent if smoothness_mm is None else smoothness_mm
-    field = smooth_random_field(grid, rng, max_displacement_mm, smoothness_mm)
+    field = FIELD_FAMILIES[family](grid, rng, max_displacement_mm, smoothness_mm)
     if rotation_degrees or scaling or translation_mm:
         field = field + affine_jitter_field(grid, rng, rotation_degrees, scaling, translation_mm)
     if breathing_mm:

@@ -105,6 +105,7 @@ class BSplineTransformation(torch.nn.Module):
 
     def set_grid(self, grid: Grid) -> None:
         device = self.coefficients.device
+        self._grams: dict[tuple, list[torch.Tensor]] = {}  # quadratic_energy's per-axis Gram matrices
         for a, positions in enumerate(grid.axis_coordinates()):
             basis = bspline_basis_matrix(positions, self.control_spacing_mm[a], self.counts[a])
             self.register_buffer(f"basis_{a}", basis.float().to(device), persistent=False)
@@ -128,22 +129,46 @@ class BSplineTransformation(torch.nn.Module):
         to :meth:`forward`'s field (see :mod:`learnreg.losses.regularisers`)."""
         bases = self.bases()
         voxels = int(np.prod([b.shape[0] for b in bases]))
-        total = self.coefficients.new_zeros(())
-        for weight, orders in terms:
+        spacing = tuple(float(s) for s in spacing[: len(bases)])
+        with torch.no_grad():  # the symmetric operator applied once: value c.(Gc), gradient 2Gc
+            applied = sum(weight * evaluate_separable(self.coefficients, self._gram_matrices(tuple(orders), spacing))
+                          for weight, orders in terms)
+        return SymmetricQuadraticForm.apply(self.coefficients, applied) / voxels
+
+    def _gram_matrices(self, orders: tuple, spacing: tuple) -> list[torch.Tensor]:
+        """``M_a^T M_a`` per axis, ``M_a`` the basis differentiated ``orders[a]`` times; cached until the grid
+        changes."""
+        key = (orders, spacing, self.coefficients.device)
+        if key not in self._grams:
             grams = []
-            for a, basis in enumerate(bases):
+            for a, basis in enumerate(self.bases()):
                 m = basis
                 for _ in range(orders[a]):
-                    m = torch.gradient(m, spacing=float(spacing[a]), dim=0)[0] if m.shape[0] > 1 else torch.zeros_like(m)
+                    m = torch.gradient(m, spacing=spacing[a], dim=0)[0] if m.shape[0] > 1 else torch.zeros_like(m)
                 grams.append(m.T @ m)
-            total = total + weight * (self.coefficients * evaluate_separable(self.coefficients, grams)).sum()
-        return total / voxels
+            self._grams[key] = grams
+        return self._grams[key]
 
     def fit(self, field: torch.Tensor) -> None:
         """Set the coefficients to the least-squares fit of a field ``(1, ndim, *spatial)`` on the current grid."""
         pinvs = [torch.linalg.pinv(b.double()).float() for b in self.bases()]
         with torch.no_grad():
             self.coefficients.copy_(evaluate_separable(field[0], pinvs))
+
+
+class SymmetricQuadraticForm(torch.autograd.Function):
+    """``x . (G x)`` for a symmetric operator ``G``, given ``x`` and ``G x`` (computed without autograd): the
+    gradient ``2 G x`` comes from the same product, so the form costs one application of ``G``, not three."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, applied: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(applied)
+        return (x * applied).sum()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        (applied,) = ctx.saved_tensors
+        return 2 * grad * applied, None
 
 
 def evaluate_separable(values: torch.Tensor, matrices: list[torch.Tensor]) -> torch.Tensor:
@@ -154,6 +179,33 @@ def evaluate_separable(values: torch.Tensor, matrices: list[torch.Tensor]) -> to
         dim = nd - a  # axis i is the last dim of (C, *spatial)
         out = torch.tensordot(out, m, dims=([dim], [1])).movedim(-1, dim)
     return out
+
+
+class FixedField(torch.nn.Module):
+    """A field that does not change (a start that later stages build on): ``(1, ndim, *spatial)`` in mm along
+    the axes of the grid it was given on; on another grid over the same field of view it is interpolated
+    linearly from that original (exact at the first and last voxel centres, which pyramid levels keep)."""
+
+    def __init__(self, field: torch.Tensor, grid: Grid) -> None:
+        super().__init__()
+        self.register_buffer("original", field.detach().float(), persistent=False)
+        self.original_shape = tuple(grid.spatial_shape)
+        self.set_grid(grid)
+
+    def set_grid(self, grid: Grid) -> None:
+        if tuple(grid.spatial_shape) == self.original_shape:
+            self.register_buffer("current", self.original, persistent=False)
+            return
+        mode = "trilinear" if grid.ndim == 3 else "bilinear"
+        resized = F.interpolate(self.original, size=grid.spatial_shape, mode=mode, align_corners=True)
+        self.register_buffer("current", resized, persistent=False)
+
+    @property
+    def parameter_count(self) -> int:
+        return 0
+
+    def forward(self) -> torch.Tensor:
+        return self.current
 
 
 class DenseTransformation(torch.nn.Module):

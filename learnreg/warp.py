@@ -58,11 +58,13 @@ class Warper(torch.nn.Module):
         axis_to_index = (moving_from_lps[:3, :3] @ fixed_grid.direction_matrix)[:nd, :nd]
         sizes = torch.tensor(moving_grid.size[:nd], dtype=torch.float64)
         scale = 2.0 / torch.clamp(sizes - 1, min=1.0)  # index -> normalised, align_corners=True
-        self.register_buffer("base_normalised", (base * scale.view(-1, *[1] * nd) - 1).float(), persistent=False)
+        # normalised sampling coordinates of the identity, channels last: (*spatial, ndim)
+        base_normalised = (base * scale.view(-1, *[1] * nd) - 1).movedim(0, -1).contiguous()
+        self.register_buffer("base_normalised", base_normalised.float(), persistent=False)
         self.register_buffer("axis_to_normalised", (scale.view(-1, 1) * torch.as_tensor(axis_to_index)).float(),
                              persistent=False)
-        self.register_buffer("index_scale", scale.float(), persistent=False)
-        self.register_buffer("upper_index", (sizes - 0.5).float(), persistent=False)
+        # half a voxel (plus a little) beyond the first and last voxel centres, in normalised units, per axis
+        self.inside_bounds = tuple(float(b) for b in 1 + (0.5 + 1e-4) * scale)
 
     @staticmethod
     def _apply_affine(matrix: np.ndarray, grid: Grid) -> torch.Tensor:
@@ -76,14 +78,16 @@ class Warper(torch.nn.Module):
     def sampling_grid(self, field: torch.Tensor | None) -> torch.Tensor:
         """Normalised sampling coordinates ``(B, *spatial, ndim)`` for ``grid_sample``."""
         coords = self.base_normalised.unsqueeze(0)
-        if field is not None:
-            coords = coords + torch.einsum("ab,nb...->na...", self.axis_to_normalised, field)
-        return coords.movedim(1, -1)
+        if field is None:
+            return coords
+        return coords + torch.einsum("ab,nb...->na...", self.axis_to_normalised, field).movedim(1, -1)
 
     def inside_mask(self, coords: torch.Tensor) -> torch.Tensor:
         """1 where a sampling point is within half a voxel of the moving image, else 0: ``(B, 1, *spatial)``."""
-        index = (coords + 1) / self.index_scale
-        inside = ((index >= -0.5 - 1e-4) & (index <= self.upper_index + 1e-4)).all(dim=-1)
+        distance = coords.abs()
+        inside = distance[..., 0] <= self.inside_bounds[0]
+        for axis in range(1, len(self.inside_bounds)):
+            inside &= distance[..., axis] <= self.inside_bounds[axis]
         return inside.unsqueeze(1).to(coords.dtype)
 
     def forward(self, moving: torch.Tensor, field: torch.Tensor | None = None, mode: str = "bilinear",
@@ -103,10 +107,10 @@ class Warper(torch.nn.Module):
         """The moving image warped at some voxels of the fixed grid only: ``voxels`` are flat indices into the
         grid's spatial shape; returns ``(warped, mask)``, each ``(1, 1, len(voxels))`` (mask as in
         :meth:`forward`). What a random-subset image loss needs, at a fraction of a full warp's cost."""
-        nd = self.base_normalised.shape[0]
-        base = self.base_normalised.reshape(nd, -1)[:, voxels]
-        shift = self.axis_to_normalised @ field.reshape(field.shape[0], nd, -1)[0][:, voxels]
-        coords = (base + shift).T.reshape((1,) * (nd - 1) + (1, -1, nd))  # (1, [1,] 1, n, nd)
+        nd = self.base_normalised.shape[-1]
+        base = self.base_normalised.reshape(-1, nd)[voxels]
+        shift = (self.axis_to_normalised @ field.reshape(field.shape[0], nd, -1)[0][:, voxels]).T
+        coords = (base + shift).reshape((1,) * (nd - 1) + (1, -1, nd))  # (1, [1,] 1, n, nd)
         sampled = F.grid_sample(moving, coords.to(moving.dtype), mode="bilinear", padding_mode="border",
                                 align_corners=True)
         mask = self.inside_mask(coords).to(sampled.dtype)

@@ -176,10 +176,9 @@ class SlicerSession:
 
     def stop(self) -> None:
         """Unload the modules' widgets and put back the modules this session replaced."""
-        import slicer
-
         import gc
 
+        import slicer
         from PySide6 import QtCore
 
         for name, instance in self.modules.items():

@@ -23,7 +23,6 @@ from typing import Callable, Dict
 
 from PySide6 import QtCore, QtGui, QtUiTools, QtWidgets
 
-
 #: (object id, property name) pairs being read right now (see PythonQtObject.__getattribute__)
 _READING: set = set()
 

@@ -2,41 +2,23 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
 import torch
 
-from learnreg.classical.iterative import IterativeOptions, IterativeRegistrar, centre_alignment
+from learnreg.classical.iterative import IterativeRegistrar, centre_alignment
+from learnreg.classical.options import AffineOptions
 from learnreg.classical.pyramid import PyramidLevel
 from learnreg.image import Image
-from learnreg.registration import register_method
 from learnreg.transformations import AffineTransformation
 
 
-@dataclass
-class AffineOptions(IterativeOptions):
-    """Affine defaults: two coarse levels suffice for 12 (2D: 6) parameters.
-
-    ``learning_rate`` is the Adam step of the matrix entries (dimensionless) and of the translation in
-    units of a tenth of the image extent.
-    """
-
-    levels: tuple[float, ...] = (4, 2)
-    iterations: tuple[int, ...] = (150, 75)
-    learning_rate: float = 0.005
-    samples: int = 32768
-    stop_tolerance: float = 0.001
-
-
-@register_method
 class AffineRegistrar(IterativeRegistrar):
     """Affine transformation ``x -> A (x - c) + c + t`` about the fixed image centre, initialised by
     aligning the image centres, fitted coarse to fine with Adam (AMSGrad)."""
 
     name: ClassVar[str] = "affine"
-    description: ClassVar[str] = "iterative intensity-based affine registration (12 parameters in 3D, 6 in 2D)"
     Options: ClassVar[type] = AffineOptions
     bytes_per_voxel: ClassVar[int] = 300
 

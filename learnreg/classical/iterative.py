@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from dataclasses import dataclass
 from typing import ClassVar, Optional
 
 import numpy as np
@@ -12,86 +11,14 @@ import torch
 import torch.nn.functional as F
 
 from learnreg.classical.optimise import optimise_level
+from learnreg.classical.options import IterativeOptions
 from learnreg.classical.pyramid import PyramidLevel, build_pyramid
-from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Image
 from learnreg.losses import image_loss, regulariser
-from learnreg.losses.image import IMAGE_LOSSES
-from learnreg.losses.regularisers import REGULARISERS
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord
 from learnreg.transformations import AffineTransformation
-
-
-@dataclass
-class IterativeOptions:
-    """Options every iterative method shares.
-
-    Attributes:
-        levels: pyramid shrink factors, coarse to fine (1 = full resolution).
-        iterations: Adam iterations per level.
-        learning_rate: Adam step size (per method: its parameters' units are documented there).
-        image_loss: ``mse``, ``ncc`` or ``lncc``.
-        lncc_window_mm: window width of ``lncc`` in mm.
-        normalisation: intensity normalisation of both images: ``percentile``, ``zscore`` or ``none``.
-        samples: on levels with more voxels than this, the image loss of each iteration is measured at this
-            many voxels drawn at random, afresh every iteration (``mse`` and ``ncc``); 0 = every voxel.
-        seed: seed of those draws (the same inputs and seed give the same result).
-        stop_tolerance: a level ends early when its mean image loss over 10 iterations falls by less than
-            this fraction from the 10 before; 0 = always run every iteration.
-    """
-
-    levels: tuple[float, ...] = (4, 2, 1)
-    iterations: tuple[int, ...] = (100, 100, 50)
-    learning_rate: float = 0.1
-    image_loss: str = "mse"
-    lncc_window_mm: float = 9.0
-    normalisation: str = "percentile"
-    samples: int = 0
-    seed: int = 0
-    stop_tolerance: float = 0.0
-
-    def validate(self) -> None:
-        if len(self.levels) != len(self.iterations) or not self.levels:
-            raise InputError(f"give one iteration count per level: levels={self.levels}, iterations={self.iterations}")
-        if any(f < 1 for f in self.levels) or any(n < 0 for n in self.iterations):
-            raise InputError("levels must be shrink factors >= 1 and iterations >= 0")
-        if self.learning_rate <= 0:
-            raise InputError("learning_rate must be positive")
-        if not 0 <= self.stop_tolerance < 1:
-            raise InputError(f"stop_tolerance={self.stop_tolerance} must be a fraction in [0, 1) (0 = no early stop)")
-        if self.samples < 0:
-            raise InputError(f"samples={self.samples} must be 0 (every voxel) or a positive number of voxels")
-        if self.image_loss not in IMAGE_LOSSES:
-            raise InputError(f"unknown image_loss {self.image_loss!r}; use {', '.join(IMAGE_LOSSES)}")
-        if self.normalisation not in ("percentile", "zscore", "none"):
-            raise InputError("normalisation must be percentile, zscore or none")
-
-
-@dataclass
-class DeformableOptions(IterativeOptions):
-    """Options of the deformable methods, on top of :class:`IterativeOptions`.
-
-    Attributes:
-        regulariser: ``bending``, ``diffusion`` or ``tv`` (isotropic total variation).
-        regulariser_weight: weight of the regulariser against the image loss.
-        initialise: ``affine`` runs the ``affine`` method first and deforms on top of it; ``none`` starts
-            from the identity.
-    """
-
-    regulariser: str = "bending"
-    regulariser_weight: float = 1.0
-    initialise: str = "affine"
-
-    def validate(self) -> None:
-        super().validate()
-        if self.regulariser not in REGULARISERS:
-            raise InputError(f"unknown regulariser {self.regulariser!r}; use {', '.join(REGULARISERS)}")
-        if self.regulariser_weight < 0:
-            raise InputError("regulariser_weight must be >= 0")
-        if self.initialise not in ("affine", "none"):
-            raise InputError("initialise must be affine or none")
 
 
 def level_image_loss(options: IterativeOptions, level: PyramidLevel) -> torch.nn.Module:
@@ -155,7 +82,8 @@ class IterativeRegistrar(Registrar):
 
             t0 = time.perf_counter()
             affine_registrar = AffineRegistrar({"image_loss": opts.image_loss, "lncc_window_mm": opts.lncc_window_mm,
-                                                "seed": opts.seed, "stop_tolerance": opts.stop_tolerance})
+                                                "seed": opts.seed, "stop_tolerance": opts.stop_tolerance,
+                                                "optimiser": opts.optimiser})
             base, affine_history, affine_snapshots = affine_registrar.fit_levels(
                 fixed, moving, device, progress.span(0.0, 0.25))
             for p in base.parameters():
@@ -181,8 +109,10 @@ class IterativeRegistrar(Registrar):
                             stage_times=stage_times, steps=steps_from_snapshots(snapshots, fixed))
 
     def fit_levels(self, fixed: Image, moving: Image, device: torch.device, progress: Progress,
-                   base: Optional[AffineTransformation] = None):
-        """Optimise this method's model level by level.
+                   base: Optional[torch.nn.Module] = None):
+        """Optimise this method's model level by level, on top of ``base`` when given: a fixed earlier stage
+        (a transformation model with ``set_grid``, whose parameters are not optimised here: the affine
+        pre-alignment, or a network's field as a :class:`~learnreg.transformations.FixedField`).
 
         Returns the model, the loss history and one snapshot per level: its loss, shrink factor and
         field (including ``base``) on the level grid, for :func:`steps_from_snapshots`.
@@ -207,7 +137,7 @@ class IterativeRegistrar(Registrar):
                 learning_rate=self.learning_rate(level), progress=progress.span(bounds[index], bounds[index + 1]),
                 label=f"{self.name} level {index + 1}/{len(levels)}", regulariser=reg,
                 regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field,
-                samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
+                optimiser=opts.optimiser, samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
             with torch.no_grad():
                 level_field = model() if base_field is None else model() + base_field
             snapshots.append({"stage": self.name, "level": index + 1, "shrink_factor": float(opts.levels[index]),

@@ -1,13 +1,14 @@
-"""The optimisation loop that every classical method shares: warp, image loss, regulariser, Adam.
+"""The optimisation loop that every classical method shares: warp, image loss, regulariser, optimiser.
 
 As in AirLab and the DeepReg tutorial, a registration is assembled from a transformation model, an
 image loss and a regulariser from :mod:`learnreg.losses`; this loop fits the model's parameters on one
-pyramid level with Adam (AMSGrad).
+pyramid level, with L-BFGS where the loss is measured at every voxel (a deterministic objective) and with
+Adam (AMSGrad) where each iteration measures it at a fresh random subset of voxels (a stochastic one).
 """
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 import torch
@@ -15,58 +16,123 @@ import torch
 from learnreg.classical.pyramid import PyramidLevel
 from learnreg.progress import Progress
 
+SAMPLED_LEVEL_RATIO = 4
+"""``auto`` samples a level only when it has more than this many times ``samples`` voxels: below that a
+subset saves little and a deterministic loss lets L-BFGS converge in far fewer iterations."""
+
+
+def choose_optimiser(optimiser: str, voxels: int, samples: int, pointwise: bool) -> tuple[str, int]:
+    """``(optimiser, samples)`` for a level of ``voxels`` voxels: ``samples`` is 0 where every voxel is used.
+
+    ``adam`` samples a level with more than ``samples`` voxels (when the loss is a mean over voxels);
+    ``lbfgs`` never samples; ``auto`` samples, with Adam, only levels with more than
+    :data:`SAMPLED_LEVEL_RATIO` x ``samples`` voxels, and uses L-BFGS on every voxel elsewhere.
+    """
+    threshold = samples * (SAMPLED_LEVEL_RATIO if optimiser == "auto" else 1)
+    sampled = optimiser != "lbfgs" and pointwise and 0 < samples < voxels and voxels > threshold
+    if sampled:
+        return "adam", samples
+    return ("adam" if optimiser == "adam" else "lbfgs"), 0
+
 
 def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torch.nn.Module, *,
                    iterations: int, learning_rate: float, progress: Progress, label: str,
                    regulariser: Optional[torch.nn.Module] = None, regulariser_weight: float = 0.0,
-                   base_field: Optional[torch.Tensor] = None, samples: int = 0, seed: int = 0,
-                   stop_tolerance: float = 0.0, stop_window: int = 10) -> list[float]:
-    """Fit ``model`` on ``level``; return the image loss of every iteration.
+                   base_field: Optional[torch.Tensor] = None, optimiser: str = "auto", samples: int = 0,
+                   seed: int = 0, stop_tolerance: float = 0.0, stop_window: int = 10) -> list[float]:
+    """Fit ``model`` on ``level``; return the image loss of every evaluation.
 
     The warp uses ``base_field + model()`` (``base_field``: a fixed earlier stage, e.g. an affine
     pre-alignment); the regulariser acts on ``model()`` alone (from the model's parameters when it can,
     see :meth:`~learnreg.losses.regularisers.QuadraticRegulariser.of_model`).
 
-    ``samples`` > 0: on a level with more voxels than that, the image loss of each iteration is measured at
-    ``samples`` voxels drawn at random, afresh every iteration (elastix's random-coordinate sampler), for
-    losses that are means over voxels (``mse``, ``ncc``; ``lncc`` needs whole neighbourhoods and uses every
-    voxel). The draws come from a generator seeded with ``seed``: the same inputs give the same result.
+    ``optimiser`` and ``samples`` choose, per :func:`choose_optimiser`, between:
 
-    ``stop_tolerance`` > 0: the level ends early once the mean image loss of the last ``stop_window``
-    iterations is less than ``stop_tolerance`` (a fraction) below the mean of the window before.
+    - Adam (AMSGrad, step ``learning_rate``) on a loss measured at ``samples`` voxels drawn at random,
+      afresh every iteration (elastix's random-coordinate sampler), or at every voxel; draws come from a
+      generator seeded with ``seed``, so the same inputs give the same result. It stops once the mean
+      image loss of the last ``stop_window`` iterations is less than ``stop_tolerance`` (a fraction) below
+      the mean of the window before.
+    - L-BFGS with a strong-Wolfe line search on the loss at every voxel, at most ``iterations``
+      iterations; it stops once an iteration lowers the objective by less than ``stop_tolerance`` of its
+      value at the start of the level.
+
+    ``stop_tolerance`` = 0 runs every iteration.
     """
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, amsgrad=True)
+    method, samples = choose_optimiser(optimiser, level.grid.num_voxels, samples,
+                                       getattr(image_loss, "pointwise", False))
     spacing = level.grid.axis_spacing
     history: list[float] = []
-    voxels = level.grid.num_voxels
-    sampler = None
-    if 0 < samples < voxels and getattr(image_loss, "pointwise", False):
-        sampler = torch.Generator(device="cpu").manual_seed(int(seed))
-        fixed_flat = level.fixed.reshape(1, 1, -1)
-    for iteration in range(iterations):
-        optimiser.zero_grad(set_to_none=True)
+
+    def objective(voxels: Optional[torch.Tensor]) -> torch.Tensor:
         field = model()
         total = field if base_field is None else base_field + field
-        if sampler is not None:
-            chosen = torch.randint(voxels, (samples,), generator=sampler).to(level.fixed.device)
-            warped, mask = level.warper.at_voxels(level.moving, total, chosen)
-            similarity = image_loss(fixed_flat[:, :, chosen], warped, mask)
+        if voxels is not None:
+            warped, mask = level.warper.at_voxels(level.moving, total, voxels)
+            similarity = image_loss(level.fixed.reshape(1, 1, -1)[:, :, voxels], warped, mask)
         else:
             warped, mask = level.warper(level.moving, total, return_mask=True)
             similarity = image_loss(level.fixed, warped, mask)
-        loss = similarity
-        if regulariser is not None and regulariser_weight > 0:
-            of_model = getattr(regulariser, "of_model", None)  # from the parameters when the model can
-            loss = loss + regulariser_weight * (of_model(model, field, spacing) if of_model else regulariser(field, spacing))
-        loss.backward()
-        optimiser.step()
         history.append(float(similarity.detach()))
-        progress.report((iteration + 1) / iterations, f"{label}: iteration {iteration + 1}/{iterations}, "
-                                                      f"image loss {history[-1]:.5f}")
+        if regulariser is None or regulariser_weight <= 0:
+            return similarity
+        of_model = getattr(regulariser, "of_model", None)  # from the parameters when the model can
+        return similarity + regulariser_weight * (of_model(model, field, spacing) if of_model else regulariser(field, spacing))
+
+    def report(fraction: float) -> None:
+        progress.report(min(fraction, 1.0), f"{label}: evaluation {len(history)}, image loss {history[-1]:.5f}")
+
+    if method == "lbfgs":
+        _lbfgs(model, objective, iterations, stop_tolerance, report)
+    else:
+        _adam(model, objective, iterations, learning_rate, level.grid.num_voxels, samples, seed,
+              stop_tolerance, stop_window, history, report)
+    return history
+
+
+def _lbfgs(model: torch.nn.Module, objective: Callable, iterations: int, stop_tolerance: float,
+           report: Callable[[float], None]) -> None:
+    """L-BFGS on ``objective(None)`` divided by its value at the start, so that torch's absolute tolerances
+    (on the change of the objective and on the directional derivative) become ``stop_tolerance`` relative."""
+    if iterations <= 0:
+        return
+    scale: list[float] = []
+    max_evaluations = int(iterations * 1.25)
+    optimiser = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=iterations, max_eval=max_evaluations,
+                                  history_size=10, line_search_fn="strong_wolfe", tolerance_grad=0.0,
+                                  tolerance_change=stop_tolerance)
+    evaluations = [0]
+
+    def closure() -> torch.Tensor:
+        optimiser.zero_grad(set_to_none=True)
+        value = objective(None)
+        if not scale:
+            scale.append(max(float(value.detach()), 1e-12))
+        value = value / scale[0]
+        value.backward()
+        evaluations[0] += 1
+        report(evaluations[0] / max_evaluations)
+        return value
+
+    optimiser.step(closure)
+    report(1.0)
+
+
+def _adam(model: torch.nn.Module, objective: Callable, iterations: int, learning_rate: float, voxels: int,
+          samples: int, seed: int, stop_tolerance: float, stop_window: int, history: list[float],
+          report: Callable[[float], None]) -> None:
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, amsgrad=True)
+    sampler = torch.Generator(device="cpu").manual_seed(int(seed)) if samples else None
+    device = next(model.parameters()).device
+    for iteration in range(iterations):
+        optimiser.zero_grad(set_to_none=True)
+        chosen = torch.randint(voxels, (samples,), generator=sampler).to(device) if sampler is not None else None
+        objective(chosen).backward()
+        optimiser.step()
+        report((iteration + 1) / iterations)
         if stop_tolerance > 0 and len(history) >= 2 * stop_window and len(history) % stop_window == 0:
             previous = float(np.mean(history[-2 * stop_window:-stop_window]))
             current = float(np.mean(history[-stop_window:]))
             if previous - current < stop_tolerance * abs(previous):
-                progress.report(1.0, f"{label}: converged after {iteration + 1} iterations, image loss {current:.5f}")
                 break
-    return history
+    report(1.0)

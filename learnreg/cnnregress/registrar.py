@@ -9,51 +9,20 @@ iteration changed in the field (on the fixed grid, mm), its ``points`` are the a
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 import torch
 
+from learnreg.cnnregress.method import CNNRegressOptions
 from learnreg.cnnregress.model import CNNRegressModel, register_on_working_grid, shipped_weights
 from learnreg.cnnregress.sampling import active_points, point_count
-from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Grid, Image
+from learnreg.learned import LearnedRegistrar
 from learnreg.losses.image import MSE
 from learnreg.progress import Progress
-from learnreg.registration import MethodOutput, Registrar, StepRecord, register_method
+from learnreg.registration import MethodOutput, StepRecord
 from learnreg.working import field_on_fixed_grid, to_working, working_grid, zscore
-
-
-@dataclass
-class CNNRegressOptions:
-    """Options of ``cnnregress``.
-
-    Attributes:
-        weights: weights file (``.pt`` with its ``.card.json``); empty: the shipped weights for the images'
-            dimension.
-        density_percent: active points as a percentage of the working grid's voxels that the fixed image covers
-            (paper: 0.9 % of the image's voxels); clamped,
-            with a message, to what the thin-plate spline can use.
-        passes: predict-interpolate-warp iterations, composed (paper: 2).
-        tps_smoothing: the thin-plate spline's ``lambda`` (unit-box coordinates; 0: through every prediction
-            exactly). Empty: the value chosen on the validation pairs and stored with the weights.
-    """
-
-    weights: str = ""
-    density_percent: float = 0.9
-    passes: int = 2
-    tps_smoothing: Optional[float] = None
-
-    def validate(self) -> None:
-        if not 0 < self.density_percent <= 50:
-            raise InputError(f"density_percent={self.density_percent} must be a percentage of the voxels in (0, 50] "
-                             "(default 0.9)")
-        if not 1 <= self.passes <= 10:
-            raise InputError(f"passes={self.passes} must be between 1 and 10 (default 2)")
-        if self.tps_smoothing is not None and self.tps_smoothing < 0:
-            raise InputError(f"tps_smoothing={self.tps_smoothing} must be >= 0 (0 interpolates exactly)")
 
 
 def points_lps(positions: torch.Tensor, working: Grid) -> np.ndarray:
@@ -69,12 +38,10 @@ def vectors_lps(displacements: torch.Tensor, working: Grid) -> np.ndarray:
     return displacements.detach().cpu().double().numpy() * working.spacing[0] @ working.direction_matrix[:, :nd].T
 
 
-@register_method
-class CNNRegressRegistrar(Registrar):
+class CNNRegressRegistrar(LearnedRegistrar):
     """Similarity-steered CNN regression at active points, thin-plate-spline interpolation, iterated."""
 
     name = "cnnregress"
-    description = "Similarity-steered CNN regression at active points with thin-plate splines (trained)"
     Options = CNNRegressOptions
     bytes_per_voxel = 96
 
@@ -92,7 +59,7 @@ class CNNRegressRegistrar(Registrar):
                                       f"train them with 'learnreg train cnnregress --config "
                                       f"Resources/Models/cnnregress_{ndim}d.toml' or pass weights=FILE")
 
-    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+    def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()
         model = self.model_for(fixed.ndim)
         network = model.network.to(device).eval()

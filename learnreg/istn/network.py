@@ -23,13 +23,12 @@ import torch
 from torch import nn
 
 from learnreg.errors import InputError
+from learnreg.istn.method import TRANSFORMATIONS, VARIANTS
 from learnreg.istn.transforms import AffineModel, BSplineModel
-from learnreg.model_files import StoredConfig
 from learnreg.layers import ConvNormAct, conv, transposed_conv
+from learnreg.model_files import StoredConfig
 
 #: training modes of the paper: unsupervised STN, structure-supervised STN, explicit and implicit ISTN
-VARIANTS = ("stn-u", "stn-s", "istn-e", "istn-i")
-TRANSFORMATIONS = ("affine", "bspline")
 
 
 @dataclass(frozen=True)
@@ -40,7 +39,7 @@ class ISTNConfig(StoredConfig):
         ndim: 2 or 3.
         working_size: voxels per axis of the working grid.
         transformation: ``affine`` or ``bspline``.
-        variant: one of :data:`VARIANTS`; ``istn-e`` and ``istn-i`` have an ITN.
+        variant: one of :data:`~learnreg.istn.method.VARIANTS`; ``istn-e`` and ``istn-i`` have an ITN.
         structures: structure-of-interest channels (the ITN's outputs).
         itn_channels: channels of the ITN's levels (official code: 2, 4, 8, 16).
         stn_channels: channels of the STN's convolution + pooling layers (official: 8, 16, 32).

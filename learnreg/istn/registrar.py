@@ -8,50 +8,18 @@ ITN representations of both images (what the network looks at) come back as imag
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
-from learnreg.errors import InputError
 from learnreg.field import DisplacementField
 from learnreg.image import Image
-from learnreg.istn.model import (ISTNModel, affine_matrix_lps, full_resolution_field, pair_loss, refine,
-                                 shipped_weights)
-from learnreg.istn.network import TRANSFORMATIONS, VARIANTS
+from learnreg.istn.method import ISTNOptions
+from learnreg.istn.model import ISTNModel, affine_matrix_lps, full_resolution_field, pair_loss, refine, shipped_weights
 from learnreg.istn.objective import WorkingWarp
+from learnreg.learned import LearnedRegistrar
 from learnreg.progress import Progress
-from learnreg.registration import MethodOutput, Registrar, StepRecord, register_method
+from learnreg.registration import MethodOutput, StepRecord
 from learnreg.working import to_working, working_grid, zscore
-
-
-@dataclass
-class ISTNOptions:
-    """Options of ``istn``.
-
-    Attributes:
-        weights: weights file (``.pt`` with its ``.card.json``); it fixes the transformation and variant.
-            Empty: the shipped weights for the image's dimension, ``transformation`` and ``variant``.
-        transformation: ``affine`` or ``bspline`` (shipped weights only).
-        variant: ``istn-i``, ``istn-e``, ``stn-s`` or ``stn-u`` (shipped weights only).
-        refine_steps: test-time refinement steps (0: one pass only).
-        refine_learning_rate: Adam learning rate of the refinement.
-    """
-
-    weights: str = ""
-    transformation: str = "affine"
-    variant: str = "istn-i"
-    refine_steps: int = 50
-    refine_learning_rate: float = 1e-3
-
-    def validate(self) -> None:
-        if self.transformation not in TRANSFORMATIONS:
-            raise InputError(f"transformation={self.transformation!r} must be one of {', '.join(TRANSFORMATIONS)}")
-        if self.variant not in VARIANTS:
-            raise InputError(f"variant={self.variant!r} must be one of {', '.join(VARIANTS)}")
-        if not 0 <= self.refine_steps <= 2000:
-            raise InputError(f"refine_steps={self.refine_steps} must be between 0 (no refinement) and 2000")
-        if not 0 < self.refine_learning_rate <= 1:
-            raise InputError(f"refine_learning_rate={self.refine_learning_rate} must be in (0, 1]")
 
 
 def _working_image(tensor: torch.Tensor, grid) -> Image:
@@ -59,12 +27,10 @@ def _working_image(tensor: torch.Tensor, grid) -> Image:
     return Image(array if grid.ndim == 3 else array[None], grid)
 
 
-@register_method
-class ISTNRegistrar(Registrar):
+class ISTNRegistrar(LearnedRegistrar):
     """ISTN: learned structure-focused representations, an affine or B-spline STN, test-time refinement."""
 
     name = "istn"
-    description = "Image-and-spatial transformer network (trained), affine or B-spline, with test-time refinement"
     Options = ISTNOptions
     bytes_per_voxel = 96
 
@@ -80,7 +46,7 @@ class ISTNRegistrar(Registrar):
                                 f"ISTN weights for transformation={o.transformation} and variant={o.variant}",
                                 "choose another pair or pass weights=FILE")
 
-    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+    def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()
         model = self.model_for(fixed.ndim)
         network = model.network.to(device).eval()

@@ -12,6 +12,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from learnreg.options import IMAGE_LOSS_NAMES
+
 
 def _masked_mean(values: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     if mask is None:
@@ -92,4 +94,4 @@ class LocalNCC(torch.nn.Module):
         return 1.0 - _masked_mean(cc, mask)
 
 
-IMAGE_LOSSES = {"mse": MSE, "ncc": NCC, "lncc": LocalNCC}
+IMAGE_LOSSES = dict(zip(IMAGE_LOSS_NAMES, (MSE, NCC, LocalNCC)))

@@ -11,6 +11,7 @@ import abc
 import torch
 
 from learnreg.field import spatial_gradient
+from learnreg.options import REGULARISER_NAMES
 
 
 class TotalVariation(torch.nn.Module):
@@ -76,4 +77,4 @@ class BendingEnergy(QuadraticRegulariser):
         return total.mean()
 
 
-REGULARISERS = {"tv": TotalVariation, "diffusion": Diffusion, "bending": BendingEnergy}
+REGULARISERS = dict(zip(REGULARISER_NAMES, (TotalVariation, Diffusion, BendingEnergy)))

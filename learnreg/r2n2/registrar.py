@@ -13,58 +13,29 @@ little image loss and then one that gains more, which a stop at the first such s
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 
 import torch
 
-from learnreg.errors import InputError
 from learnreg.image import Grid, Image
+from learnreg.learned import LearnedRegistrar
 from learnreg.losses.image import MSE
 from learnreg.progress import Progress
 from learnreg.r2n2.gaussian import GaussianParameters, gaussian_displacement, step_record
+from learnreg.r2n2.method import R2N2Options
 from learnreg.r2n2.model import R2N2Model, run_sequence, shipped_weights
-from learnreg.working import axis_offset, to_working, working_grid, zscore
-from learnreg.registration import MethodOutput, Registrar, register_method
+from learnreg.registration import MethodOutput
 from learnreg.warp import Warper, axis_coordinate_tensor
+from learnreg.working import axis_offset, to_working, working_grid, zscore
 
 #: an image larger than this many working voxels along an axis is worth a note (detail finer than the
 #: working grid is not seen by the network)
 _DOWNSAMPLING_NOTE = 2.0
 
 
-@dataclass
-class R2N2Options:
-    """Options of ``r2n2``.
-
-    Attributes:
-        weights: weights file (``.pt`` with its ``.card.json``); empty = the shipped weights for the image's
-            dimension (``Resources/Models/r2n2_2d.pt`` or ``r2n2_3d.pt``).
-        steps: most steps (Gaussians); 0 = the sequence length the weights were trained with.
-        tolerance: a step improves when it lowers the best image loss so far by at least this fraction of
-            the initial loss (0: when it does not make it worse).
-        patience: stop after this many steps in a row that do not improve; the result ends at the best step.
-    """
-
-    weights: str = ""
-    steps: int = 0
-    tolerance: float = 0.002
-    patience: int = 3
-
-    def validate(self) -> None:
-        if not 0 <= self.steps <= 500:
-            raise InputError(f"steps={self.steps} must be between 0 (the trained length) and 500")
-        if not 0 <= self.tolerance < 1:
-            raise InputError(f"tolerance={self.tolerance} must be at least 0 and below 1 (a fraction of the loss)")
-        if not 1 <= self.patience <= 100:
-            raise InputError(f"patience={self.patience} must be between 1 and 100 steps")
-
-
-@register_method
-class R2N2Registrar(Registrar):
+class R2N2Registrar(LearnedRegistrar):
     """R2N2: a recurrent network adds one rotated anisotropic Gaussian per step (trained weights)."""
 
     name = "r2n2"
-    description = "R2N2 recurrent registration network: one local Gaussian deformation per step (trained)"
     Options = R2N2Options
     bytes_per_voxel = 64
 
@@ -81,7 +52,7 @@ class R2N2Registrar(Registrar):
                                 f"train them with 'learnreg train r2n2 --config Resources/Models/r2n2_{ndim}d.toml' "
                                 "or pass weights=FILE")
 
-    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+    def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()
         model = self.model_for(fixed.ndim)
         network = model.network.to(device).eval()

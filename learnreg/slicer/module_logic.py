@@ -20,7 +20,7 @@ CLASSICAL_METHODS = ("bspline", "affine", "ddf")
 #: presets: name -> method options (the empty preset is each method's defaults)
 PRESETS = {
     "Default": {},
-    "Fast": {"iterations": "50,30,10"},
+    "Fast": {"iterations": "50,30,10", "refine": "none"},  # learned methods: one pass
     "Accurate": {"iterations": "200,150,100"},
     # the B-spline baseline of the R2N2 paper (AirLab): 3 levels, MSE, isotropic TV, no affine start
     "R2N2 paper baseline": {"levels": "4,2,1", "iterations": "200,200,200", "image_loss": "mse", "regulariser": "tv",
@@ -96,9 +96,9 @@ def supported_options(method: str, values: dict) -> dict:
     """The items of ``values`` that are options of ``method`` (the rest are for other methods)."""
     import dataclasses
 
-    from learnreg.registration import available_methods
+    from learnreg.methods import find_method
 
-    names = {f.name for f in dataclasses.fields(available_methods()[method].Options)}
+    names = {f.name for f in dataclasses.fields(find_method(method).options)}
     return {k: v for k, v in values.items() if k in names}
 
 
@@ -109,7 +109,7 @@ def preset_options(method: str, preset: str) -> dict:
 
 def parse_option_text(text: str) -> dict:
     """``"iterations=50,30,10; image_loss=ncc"`` (``;`` or new lines between) -> dict, with clear errors."""
-    from learnreg.registration import options_from_pairs
+    from learnreg.options import options_from_pairs
 
     return options_from_pairs(text.replace("\n", ";").split(";"))
 

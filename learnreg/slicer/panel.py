@@ -435,7 +435,8 @@ class RegistrationPanel:
         text += f"; the transformation has {r.parameter_count:,} parameters."
         if registration.review is not None:
             review = registration.review
-            text += (f" Mean TRE {review.before['mean']:.2f} -> {review.after['mean']:.2f} mm; "
+            one_pass_text = "" if review.one_pass is None else f"{review.one_pass['mean']:.2f} (one pass) -> "
+            text += (f" Mean TRE {review.before['mean']:.2f} -> {one_pass_text}{review.after['mean']:.2f} mm; "
                      f"worst: {review.table.GetCellText(0, 0)}.")
             self.ui.treTableView.setMRMLTableNode(review.table)
             if hasattr(slicer.modules, "plots"):

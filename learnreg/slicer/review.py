@@ -11,6 +11,7 @@ at the fixed landmarks.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
@@ -23,6 +24,7 @@ from learnreg.slicer.transforms import glyph_settings, show_as_glyphs
 
 #: table column names
 LANDMARK, RANK, BEFORE, AFTER = "landmark", "rank (worst first)", "TRE before (mm)", "TRE after (mm)"
+ONE_PASS = "TRE one pass (mm)"
 
 
 @dataclass
@@ -35,6 +37,7 @@ class TREReview:
     mapped_landmarks: object
     before: dict
     after: dict
+    one_pass: Optional[dict] = None  # a learned method's network pass alone, before refinement
 
 
 def worst_landmarks(errors: np.ndarray, count: int = 3) -> np.ndarray:
@@ -45,24 +48,27 @@ def worst_landmarks(errors: np.ndarray, count: int = 3) -> np.ndarray:
 
 
 def add_tre_review(scene, method: str, pairs: LandmarkPairs, field: DisplacementField,
-                   transform_node=None, fixed_markups_node=None) -> TREReview:
-    """Create the TRE table, summary table, bar chart and mapped-landmark point list for one result."""
+                   transform_node=None, fixed_markups_node=None,
+                   one_pass_field: Optional[DisplacementField] = None) -> TREReview:
+    """Create the TRE table, summary table, bar chart and mapped-landmark point list for one result (with a
+    learned method's ``one_pass_field``, a column for its network's pass alone between before and after)."""
     before, after = tre(pairs.fixed, pairs.moving), tre(pairs.fixed, pairs.moving, field)
+    one_pass = None if one_pass_field is None else tre(pairs.fixed, pairs.moving, one_pass_field)
+    stages = {BEFORE: before, **({ONE_PASS: one_pass} if one_pass is not None else {}), AFTER: after}
     errors_before, errors_after = np.asarray(before["per_landmark"]), np.asarray(after["per_landmark"])
     order = np.argsort(-errors_after, kind="stable")
     table = add_table_node(scene, f"{method} TRE per landmark", {
         LANDMARK: [pairs.labels[i] for i in order],
         RANK: np.arange(1, len(order) + 1),
-        BEFORE: errors_before[order],
-        AFTER: errors_after[order],
+        **{column: np.asarray(stage["per_landmark"])[order] for column, stage in stages.items()},
     })
     statistics = ["mean", "median", "p95", "max", "std"]
     summary = add_table_node(scene, f"{method} TRE summary", {
         "statistic": statistics,
-        BEFORE: [before[s] for s in statistics],
-        AFTER: [after[s] for s in statistics],
+        **{column: [stage[s] for s in statistics] for column, stage in stages.items()},
     })
-    chart = add_bar_chart(scene, table, f"{method} TRE per landmark", RANK, {"before": BEFORE, "after": AFTER},
+    series = {"before": BEFORE, **({"one pass": ONE_PASS} if one_pass is not None else {}), "after": AFTER}
+    chart = add_bar_chart(scene, table, f"{method} TRE per landmark", RANK, series,
                           LANDMARK, "landmark (worst first)", "TRE (mm)")
     mapped = Landmarks(field.transform_points(pairs.fixed), pairs.labels)
     descriptions = [f"TRE {b:.2f} -> {a:.2f} mm" for b, a in zip(errors_before, errors_after)]
@@ -73,4 +79,4 @@ def add_tre_review(scene, method: str, pairs: LandmarkPairs, field: Displacement
                                           scene.GenerateUniqueName(f"{transform_node.GetName()} at landmarks"))
         transform_node.AddAndObserveDisplayNodeID(display.GetID())
         show_as_glyphs(display, glyph_settings(field), points_node=fixed_markups_node)
-    return TREReview(table, summary, chart, mapped_node, before, after)
+    return TREReview(table, summary, chart, mapped_node, before, after, one_pass)

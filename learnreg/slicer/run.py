@@ -148,7 +148,8 @@ def add_registration_to_scene(scene, inputs: SceneInputs, result: RegistrationRe
         steps = add_step_sequences(scene, result, inputs.moving, name, reporter.span(0.2, 0.8))
         review = None
         if inputs.landmarks is not None:
-            review = add_tre_review(scene, name, inputs.landmarks, result.field, transform, inputs.fixed_landmarks_node)
+            review = add_tre_review(scene, name, inputs.landmarks, result.field, transform, inputs.fixed_landmarks_node,
+                                    result.one_pass)
             reporter.report(0.85, "landmark review added")
         structures = None if inputs.labels is None else add_structure_review(scene, name, *inputs.labels, result)
         reporter.report(0.9, "structure review added" if structures is not None else "adding method images")
@@ -160,7 +161,8 @@ def add_registration_to_scene(scene, inputs: SceneInputs, result: RegistrationRe
         raise
     finally:
         added.close()
-    return SceneRegistration(result, warped_volume, transform, steps, review, list(inputs.notes), structures, images,
+    return SceneRegistration(result, warped_volume, transform, steps, review, list(inputs.notes) + result.notes,
+                             structures, images,
                              active_points, inputs)
 
 

@@ -5,7 +5,8 @@ For every step the browser shows three synchronised items:
 - ``<method> step displacement``: the magnitude (mm) of the displacement this step added, a colour
   overlay on the fixed grid (for R2N2 this is the step's local Gaussian deformation);
 - ``<method> step warped``: the moving image warped by the field accumulated up to and including the step;
-- ``<method> step region`` (methods with local steps): a box at the step's centre spanning its extent.
+- ``<method> step region`` (methods with local steps): a box at the step's centre spanning its extent (a
+  box around the whole image for the steps that act everywhere, such as a refinement's levels).
 """
 
 from __future__ import annotations
@@ -43,14 +44,24 @@ def _volume(image: Image):
     return node
 
 
-def _region(centre_lps, extent_mm: float, ndim: int):
+def _region(centre_lps, size_mm, ndim: int):
+    """A box centred at ``centre_lps`` with edges ``size_mm`` long (along RAS; the third is 1 mm in 2D)."""
     node = slicer.vtkMRMLMarkupsROINode()
     node.SetCenter(*(RAS_LPS[:3, :3] @ np.asarray(centre_lps)))
-    size = [2.0 * extent_mm] * 3
+    size = list(np.broadcast_to(np.asarray(size_mm, dtype=float), (3,)))
     if ndim == 2:
         size[2] = 1.0
     node.SetSize(*size)
     return node
+
+
+def _step_region(step, grid):
+    """A local step's box (its centre, twice its extent); a step that acts everywhere (a refinement level):
+    a box around the whole image."""
+    if step.centre is not None and step.extent_mm is not None:
+        return _region(step.centre, 2.0 * step.extent_mm, grid.ndim)
+    corners = grid.index_to_physical(np.array([[0.0, 0.0, 0.0], np.asarray(grid.size, float) - 1]))
+    return _region(corners.mean(axis=0), np.abs(RAS_LPS[:3, :3] @ (corners[1] - corners[0])), grid.ndim)
 
 
 def _new_sequence(scene, name: str):
@@ -73,7 +84,7 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
     grid = result.field.grid
     displacement = _new_sequence(scene, f"{method} step displacement")
     warped = _new_sequence(scene, f"{method} step warped")
-    local = all(s.centre is not None and s.extent_mm is not None for s in steps)
+    local = any(s.centre is not None and s.extent_mm is not None for s in steps)
     region = _new_sequence(scene, f"{method} step region") if local else None
     accumulated = np.zeros_like(result.field.vectors)
     largest_mm = 0.0
@@ -86,7 +97,7 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
         field = DisplacementField(accumulated, grid).to_axis_tensor()
         warped.SetDataNodeAtValue(_volume(resample_to_grid(moving, grid, field)), value)
         if region is not None:
-            region.SetDataNodeAtValue(_region(step.centre, step.extent_mm, grid.ndim), value)
+            region.SetDataNodeAtValue(_step_region(step, grid), value)
         progress.report(number / len(steps), f"step {number} of {len(steps)} added to the scene")
 
     browser = scene.AddNewNodeByClass("vtkMRMLSequenceBrowserNode", scene.GenerateUniqueName(f"{method} steps"))

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from learnreg.errors import InputError
-from learnreg.registration import parse_options
+from learnreg.options import parse_options
 
 if sys.version_info >= (3, 11):
     import tomllib

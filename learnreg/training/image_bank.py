@@ -20,16 +20,20 @@ import torch
 
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image, normalise
+from learnreg.training.held_out import check_not_held_out
 
 
 def expand_paths(patterns: Sequence[str]) -> list[Path]:
-    """Files matched by ``patterns`` (globs allowed), sorted; :class:`InputError` when one matches nothing."""
+    """Files matched by ``patterns`` (globs allowed), sorted; :class:`InputError` when one matches nothing or
+    matches a held-out evaluation image (:mod:`learnreg.training.held_out`)."""
     paths: list[Path] = []
     for pattern in patterns:
         found = sorted(glob.glob(pattern)) if any(c in pattern for c in "*?[") else [pattern]
         found = [p for p in found if Path(p).is_file()]
         if not found:
             raise InputError(f"training data {pattern!r} matches no file; fix the path in the [data] section")
+        for p in found:
+            check_not_held_out(Path(p))
         paths.extend(Path(p) for p in found)
     return paths
 

@@ -1,0 +1,103 @@
+"""What every learned method does after its network's pass (learnreg.learned), with the shipped 2D weights:
+
+- a pass that makes the images less similar is never kept silently: on a pair of identical images (where any
+  deformation is wrong), the result says so and keeps the better start;
+- refinement by the shared B-spline optimiser starts from the network's field and lowers the TRE further;
+  both numbers reach report.json and the command line;
+- the Fast preset is one pass; training refuses the held-out evaluation images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from learnreg.cli import main
+from learnreg.errors import InputError
+from learnreg.metrics import tre
+from learnreg.registration import create_registrar
+from learnreg.sample_data import sample_pairs
+from learnreg.slicer.module_logic import method_options
+from learnreg.training import held_out
+from learnreg.training.held_out import HELD_OUT_FOLDER
+from learnreg.training.image_bank import expand_paths
+
+LEARNED = ("r2n2", "istn", "cnnregress")
+
+
+@pytest.fixture(scope="module")
+def brain2d():
+    return sample_pairs()["brain2d"].load()
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_a_pass_that_harms_is_set_aside_and_said(method, brain2d):
+    fixed = brain2d[0]
+    result = create_registrar(method, {"refine": "none"}).register(fixed, fixed, device="cpu")
+    similarity = result.similarity
+    assert set(similarity) >= {"identity", "affine", "network", "chosen", "final"}
+    assert similarity["identity"] == pytest.approx(0.0, abs=1e-5)
+    if similarity["network"] <= min(similarity["identity"], similarity["affine"]):
+        pytest.skip(f"{method}'s pass left identical images as they were")
+    assert similarity["chosen"] != "network"
+    assert any("less similar" in note for note in result.notes), result.notes
+    assert similarity["final"] <= similarity["network"]
+    assert np.abs(result.field.vectors).max() < np.abs(result.one_pass.vectors).max()
+
+
+@pytest.mark.parametrize("method", LEARNED)
+def test_refinement_starts_from_the_pass_and_lowers_the_tre(method, brain2d):
+    fixed, moving, landmarks = brain2d
+    refined = create_registrar(method).register(fixed, moving, device="cpu")
+    one_pass = tre(landmarks.fixed, landmarks.moving, refined.one_pass)["mean"]
+    after = tre(landmarks.fixed, landmarks.moving, refined.field)["mean"]
+    before = tre(landmarks.fixed, landmarks.moving)["mean"]
+    assert after < min(one_pass, before) * 0.5, (before, one_pass, after)
+    assert [s.parameters.get("stage") for s in refined.steps][-3:] == ["refinement"] * 3
+    field_from_steps = sum(s.displacement.vectors for s in refined.steps)
+    assert np.allclose(field_from_steps, refined.field.vectors, atol=1e-3)
+    assert "refinement" in refined.timings
+
+
+def test_report_and_command_line_give_one_pass_and_refined_tre(tmp_path, capsys):
+    files = sample_pairs()["brain2d"]
+    code = main(["register", "--fixed", str(files.fixed), "--moving", str(files.moving), "--method", "r2n2",
+                 "--out", str(tmp_path / "out"),
+                 "--fixed-landmarks", str(files.fixed_landmarks), "--moving-landmarks", str(files.moving_landmarks),
+                 "--no-scene", "--device", "cpu"])
+    assert code == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["tre_mm"]["one_pass"]["mean"] > report["tre_mm"]["after"]["mean"]
+    assert report["similarity"]["chosen"] in ("network", "affine", "identity")
+    assert "(one pass)" in capsys.readouterr().out
+
+
+def test_fast_preset_is_one_pass_and_default_refines():
+    assert method_options("r2n2", "Fast")["refine"] == "none"
+    assert "refine" not in method_options("bspline", "Fast")
+    assert create_registrar("cnnregress").options.refine == "bspline"
+    with pytest.raises(InputError, match="refine"):
+        create_registrar("istn", {"refine": "demons"})
+
+
+def test_training_refuses_held_out_images(tmp_path):
+    source = sample_pairs()["brain2d"].fixed
+    held = tmp_path / HELD_OUT_FOLDER / source.name
+    held.parent.mkdir()
+    shutil.copy(source, held)
+    with pytest.raises(InputError, match="held out"):
+        expand_paths([str(tmp_path / HELD_OUT_FOLDER / "*")])
+    assert expand_paths([str(source)]) == [source]
+
+
+def test_training_refuses_a_copy_of_a_held_out_image_by_its_content(tmp_path, monkeypatch):
+    copy = tmp_path / "renamed.nii.gz"
+    shutil.copy(sample_pairs()["brain2d"].moving, copy)
+    assert expand_paths([str(copy)]) == [copy]
+    monkeypatch.setitem(held_out.HELD_OUT_SHA256, "stand-in.nii.gz", hashlib.sha256(copy.read_bytes()).hexdigest())
+    with pytest.raises(InputError, match="copy of a held-out"):
+        expand_paths([str(copy)])

@@ -1,0 +1,50 @@
+"""``istn``'s options and declaration (see :mod:`learnreg.methods`); no torch here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from learnreg.errors import InputError
+from learnreg.methods import Method, declare
+from learnreg.options import LearnedOptions
+
+#: ISTN variants (Lee et al.): STN alone (unsupervised, supervised) or with an ITN (explicit, implicit)
+VARIANTS = ("stn-u", "stn-s", "istn-e", "istn-i")
+#: the spatial transformer's transformation models
+TRANSFORMATIONS = ("affine", "bspline")
+
+
+@dataclass
+class ISTNOptions(LearnedOptions):
+    """Options of ``istn``.
+
+    Attributes:
+        weights: weights file (``.pt`` with its ``.card.json``); it fixes the transformation and variant.
+            Empty: the shipped weights for the image's dimension, ``transformation`` and ``variant``.
+        transformation: ``affine`` or ``bspline`` (shipped weights only).
+        variant: ``istn-i``, ``istn-e``, ``stn-s`` or ``stn-u`` (shipped weights only).
+        refine_steps: ISTN's own test-time refinement (the paper's): Adam steps on its transformation's
+            parameters against its representation loss, before ``refine`` (0: none).
+        refine_learning_rate: Adam learning rate of ISTN's own refinement.
+    """
+
+    weights: str = ""
+    transformation: str = "affine"
+    variant: str = "istn-i"
+    refine_steps: int = 50
+    refine_learning_rate: float = 1e-3
+
+    def validate(self) -> None:
+        super().validate()
+        if self.transformation not in TRANSFORMATIONS:
+            raise InputError(f"transformation={self.transformation!r} must be one of {', '.join(TRANSFORMATIONS)}")
+        if self.variant not in VARIANTS:
+            raise InputError(f"variant={self.variant!r} must be one of {', '.join(VARIANTS)}")
+        if not 0 <= self.refine_steps <= 2000:
+            raise InputError(f"refine_steps={self.refine_steps} must be between 0 (no refinement) and 2000")
+        if not 0 < self.refine_learning_rate <= 1:
+            raise InputError(f"refine_learning_rate={self.refine_learning_rate} must be in (0, 1]")
+
+
+declare(Method("istn", "Image-and-spatial transformer network (trained), affine or B-spline, with test-time refinement",
+               ISTNOptions, "learnreg.istn.registrar:ISTNRegistrar", "learnreg.istn.training:train_istn"))

@@ -1,0 +1,122 @@
+"""What every learned method does after its network's pass: check that the pass helped, and refine it.
+
+A :class:`LearnedRegistrar` implements :meth:`~LearnedRegistrar.predict` (the network's one pass, the
+paper's method). :meth:`~LearnedRegistrar.run` then
+
+1. **never lets a pass make things silently worse**: it measures the image similarity (global normalised
+   cross-correlation, ``1 - NCC``, on the fixed grid, where the warped moving image overlaps it) with no
+   deformation, with the classical ``affine`` method's result and with the network's field; when the network's
+   is not the best, the result says so (a note in the report, the command line and the panel) and carries on
+   from the best start;
+2. **refines** (instance optimisation, ``refine=bspline``, see
+   :class:`~learnreg.options.LearnedOptions`): the shared multi-resolution B-spline optimiser, on
+   the same loss library as every classical method, starts from that field and deforms on top of it
+   (cancellable, with progress); ``refine=none`` keeps the one pass.
+
+Every field is a pull displacement in mm along the fixed grid's axes.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import abstractmethod
+from typing import Optional
+
+import torch
+
+from learnreg.classical.affine import AffineRegistrar
+from learnreg.classical.bspline import BSplineRegistrar
+from learnreg.classical.iterative import steps_from_snapshots
+from learnreg.field import DisplacementField
+from learnreg.image import Image
+from learnreg.losses.image import NCC
+from learnreg.progress import Progress
+from learnreg.registration import MethodOutput, Registrar, StepRecord
+from learnreg.transformations import FixedField
+from learnreg.warp import Warper
+
+#: the starts a learned result may build on, in the order preferred on a tie
+CANDIDATE_STARTS = ("network", "affine", "identity")
+
+
+def similarity_losses(fixed: Image, moving: Image, fields: dict[str, torch.Tensor],
+                      device: torch.device) -> dict[str, float]:
+    """``1 - NCC`` between ``fixed`` and ``moving`` warped by each field, where the warped image overlaps it."""
+    warper = Warper(fixed.grid, moving.grid).to(device)
+    fixed_t = torch.from_numpy(fixed.spatial_array())[None, None].to(device)
+    moving_t = torch.from_numpy(moving.spatial_array())[None, None].to(device)
+    loss = NCC()
+    with torch.no_grad():
+        return {name: float(loss(fixed_t, *warper(moving_t, field.to(device), return_mask=True)))
+                for name, field in fields.items()}
+
+
+def _renumbered(steps: list[StepRecord], first: int, stage: Optional[str] = None) -> list[StepRecord]:
+    for offset, step in enumerate(steps):
+        step.index = first + offset
+        if stage is not None:
+            step.parameters = {**step.parameters, "stage": stage}
+    return steps
+
+
+class LearnedRegistrar(Registrar):
+    """A trained network's method: :meth:`predict` is its one pass; :meth:`run` adds the similarity check and
+    the refinement (see the module docstring)."""
+
+    @abstractmethod
+    def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+        """The network's one pass on intensity-normalised images (as :meth:`Registrar.run`)."""
+
+    def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
+        refine = self.options.refine != "none"
+        one_pass = self.predict(fixed, moving, device, progress.span(0.0, 0.45 if refine else 0.9))
+        t0 = time.perf_counter()
+        affine_model, _, _ = AffineRegistrar().fit_levels(fixed, moving, device,
+                                                          progress.span(0.45 if refine else 0.9, 0.5 if refine else 1.0))
+        with torch.no_grad():
+            affine_model.set_grid(fixed.grid)
+            starts = {"network": one_pass.field, "affine": affine_model(),
+                      "identity": torch.zeros_like(one_pass.field)}
+        losses = similarity_losses(fixed, moving, starts, device)
+        best = min(CANDIDATE_STARTS, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+        chosen = best if self.options.start == "best" else "network"
+        notes = list(one_pass.notes)
+        if best != "network":
+            other = "no deformation" if best == "identity" else "an affine registration"
+            if chosen == "network":
+                consequence = "kept as asked (start=network)"
+            else:
+                consequence = f"refined from {other} instead" if refine else f"the result is {other} instead"
+            notes.append(f"{self.name}'s one pass made the images less similar than {other} (1 - NCC "
+                         f"{losses['network']:.4f} against {losses[best]:.4f}); {consequence}")
+            progress.report(0.5 if refine else 1.0, f"{self.name}: {notes[-1]}")
+        start = starts[chosen]
+        if chosen == "network":
+            steps, parameter_count = list(one_pass.steps), one_pass.parameter_count
+        elif chosen == "affine":
+            steps = [StepRecord(0, losses["affine"], {"stage": "affine start"},
+                                DisplacementField.from_axis_tensor(start, fixed.grid))]
+            parameter_count = affine_model.parameter_count
+        else:
+            steps, parameter_count = [], 0
+        stage_times = {**one_pass.stage_times, "start_check": time.perf_counter() - t0}
+        field, history = start, list(one_pass.loss_history)
+        if refine:
+            t0 = time.perf_counter()
+            refiner = BSplineRegistrar({"initialise": "none"})
+            base = FixedField(start, fixed.grid).to(device)
+            model, refine_history, snapshots = refiner.fit_levels(fixed, moving, device, progress.span(0.5, 1.0), base)
+            refined_steps = steps_from_snapshots([{"stage": "start", "loss": losses[chosen], "field": start}]
+                                                 + snapshots, fixed)[1:]
+            steps += _renumbered(refined_steps, len(steps), "refinement")
+            with torch.no_grad():
+                model.set_grid(fixed.grid)
+                field = start + model()
+            history += refine_history
+            parameter_count += model.parameter_count
+            stage_times["refinement"] = time.perf_counter() - t0
+        losses["final"] = similarity_losses(fixed, moving, {"final": field}, device)["final"]
+        return MethodOutput(field=field.detach(), parameter_count=parameter_count, steps=steps, loss_history=history,
+                            stage_times=stage_times, images=one_pass.images,
+                            affine_lps=one_pass.affine_lps if chosen == "network" and not refine else None,
+                            notes=notes, one_pass_field=one_pass.field, start_losses={**losses, "chosen": chosen})

@@ -1,0 +1,149 @@
+"""Method options: typed dataclasses parsed from text (``-o key=value``, panel fields, presets), without torch.
+
+Every method's options dataclass lives in a module that imports no torch, so that listing the methods and
+checking options is instant (``learnreg methods``) and a mistake is reported before any heavy import. The
+names of the choices shared by several methods (image losses, regularisers, optimisers, refinements) are here
+too; the modules that implement them build their tables from these names.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import re
+import typing
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+
+from learnreg.errors import InputError
+
+#: image losses of the loss library (:mod:`learnreg.losses.image`)
+IMAGE_LOSS_NAMES = ("mse", "ncc", "lncc")
+#: field regularisers of the loss library (:mod:`learnreg.losses.regularisers`)
+REGULARISER_NAMES = ("tv", "diffusion", "bending")
+#: optimisers of the classical loop (:mod:`learnreg.classical.optimise`)
+OPTIMISERS = ("auto", "lbfgs", "adam")
+#: what follows a learned method's network pass (:mod:`learnreg.learned`)
+REFINEMENTS = ("bspline", "none")
+#: what a learned method builds on: the best of its pass, an affine registration and no deformation, or its pass
+STARTS = ("best", "network")
+
+
+def _coerce(value: Any, annotation: Any, name: str) -> Any:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Union:
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "")):
+            return None
+        return _coerce(value, next(a for a in args if a is not type(None)), name)
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else list(value) if np.iterable(value) else [value]
+        return tuple(_coerce(v, args[0], name) for v in items if not (isinstance(v, str) and not v.strip()))
+    try:
+        if annotation is bool:
+            if isinstance(value, str):
+                if value.lower() in ("1", "true", "yes", "on"):
+                    return True
+                if value.lower() in ("0", "false", "no", "off"):
+                    return False
+                raise ValueError(value)
+            return bool(value)
+        if annotation in (int, float, str):
+            return annotation(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise InputError(f"option {name}={value!r} is not a valid {annotation.__name__}") from None
+    return value
+
+
+def options_from_pairs(pairs) -> dict:
+    """``["iterations=50,30,10", "image_loss=ncc"]`` -> ``{"iterations": "50,30,10", ...}``; blank items are
+    skipped, anything else without ``key=value`` is an :class:`InputError`."""
+    options = {}
+    for item in pairs or ():
+        if not item.strip():
+            continue
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise InputError(f"option {item.strip()!r} must look like key=value (e.g. iterations=50,30,10)")
+        options[key.strip()] = value.strip()
+    return options
+
+
+def parse_options(options_type: type, values: Optional[dict] = None):
+    """Build an options dataclass from a dict of (possibly string) values, with clear errors."""
+    if values is None:
+        return options_type()
+    if isinstance(values, options_type):
+        return values
+    hints = typing.get_type_hints(options_type)
+    names = [f.name for f in dataclasses.fields(options_type)]
+    kwargs = {}
+    for key, value in values.items():
+        key_norm = key.replace("-", "_")
+        if key_norm not in names:
+            raise InputError(f"unknown option {key!r} for this method; valid options: {', '.join(names)}")
+        kwargs[key_norm] = _coerce(value, hints[key_norm], key)
+    opts = options_type(**kwargs)
+    validate = getattr(opts, "validate", None)
+    if validate is not None:
+        validate()
+    return opts
+
+
+def option_value_text(value) -> str:
+    """A value as ``-o KEY=VALUE`` takes it: ``4,2,1`` for a tuple, ``true`` for True, empty for None."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (tuple, list)):
+        return ",".join(option_value_text(v) for v in value)
+    return str(value)
+
+
+def option_descriptions(options_type) -> dict:
+    """Option name -> its description, from the ``name: text`` lines of the docstrings of ``options_type``
+    and its bases (the ``Args``/``Attributes`` sections), reST markup removed."""
+    found = {}
+    for cls in reversed(options_type.__mro__):
+        name, indent, lines = None, None, {}
+        for line in inspect.cleandoc(cls.__doc__ or "").splitlines():
+            depth = len(line) - len(line.lstrip())
+            match = re.match(r"^\s*(\w+): (.*)$", line)
+            if match and depth > 0 and (indent is None or depth == indent):
+                name, indent = match.group(1), depth
+                lines[name] = [match.group(2)]
+            elif name and line.strip() and depth > indent:
+                lines[name].append(line.strip())
+            else:
+                name = None
+        found.update({k: re.sub(r"``([^`]+)``", r"\1", " ".join(v)) for k, v in lines.items()})
+    return found
+
+
+@dataclass
+class LearnedOptions:
+    """Options every learned method shares (see :mod:`learnreg.learned`).
+
+    Attributes:
+        refine: ``bspline``: after the network's pass, the shared B-spline optimiser refines the field
+            (instance optimisation, from the better of the network's field, an affine registration and no
+            deformation); ``none``: the one pass only (the Fast preset).
+        start: ``best``: the result builds on whichever of the network's pass, an affine registration and no
+            deformation leaves the images most similar, and says so when it is not the network's; ``network``:
+            always on the network's pass (to study the network alone; the result still says when the pass
+            made the images less similar).
+    """
+
+    refine: str = "bspline"
+    start: str = "best"
+
+    def validate(self) -> None:
+        if self.refine not in REFINEMENTS:
+            raise InputError(f"refine={self.refine!r} must be one of {', '.join(REFINEMENTS)} "
+                             "(bspline: refine the network's field; none: one pass only)")
+        if self.start not in STARTS:
+            raise InputError(f"start={self.start!r} must be one of {', '.join(STARTS)} (best: the most similar of "
+                             "the network's pass, an affine registration and no deformation; network: its pass)")
