@@ -43,15 +43,13 @@ class ISTNRegister(ScriptedLoadableModule):
 class ISTNRegisterParameterNode(RegistrationParameters):
     """The panel's parameters; the last three are ISTN's options (see ``learnreg methods -v``)."""
 
-    transformation: Transformation = Transformation.affine
-    variant: Variant = Variant.istn_i
+    transformation: Transformation = Transformation.bspline
+    variant: Variant = Variant.stn_u
     refine_steps: Annotated[int, WithinRange(0, 2000)] = 50
 
 
 class ISTNRegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):
     network_method = "istn"
-    #: the bundled self-test pair is deformable: ISTN's B-spline model
-    self_test_options = {"transformation": "bspline"}
 
 
 class ISTNRegisterWidget(RegistrationPanel, ScriptedLoadableModuleWidget, VTKObservationMixin):

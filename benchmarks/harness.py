@@ -159,7 +159,7 @@ def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, refere
     out_dir.mkdir(parents=True, exist_ok=True)
     env = environment()
     (out_dir / f"{stem}.json").write_text(json.dumps({"environment": env, "rows": rows}, indent=2, default=float))
-    columns = ["tre_before_mean", "tre_mean", "tre_p95", "dice_mean", "hd95_mean", "assd_mean",
+    columns = ["tre_before_mean", "network_tre_mean", "start", "tre_mean", "tre_p95", "dice_mean", "hd95_mean", "assd_mean",
                "percent_nonpositive_jacobian",
                "sd_log_jacobian", "seconds", "parameters"]
     present = [c for c in columns if any(c in r for r in rows)]
@@ -174,7 +174,7 @@ def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, refere
               "| method | " + " | ".join(present) + " | time ratio |", "|---|" + "---|" * (len(present) + 1)]
     for m in methods:
         sel = [r for r in rows if r["method"] == m]
-        means = [float(np.nanmean([r.get(c, np.nan) for r in sel])) for c in present]
+        means = [float(np.nanmean([r.get(c, np.nan) for r in sel])) if c != "start" else None for c in present]
         ratios = [r["seconds"] / ref_time[r["case"]] for r in sel if ref_time.get(r["case"])]
         lines.append(f"| {m} | " + " | ".join(_fmt(v) for v in means) + f" | {_fmt(float(np.mean(ratios))) if ratios and m != 'identity' else '–'} |")
     (out_dir / f"{stem}.md").write_text("\n".join(lines) + "\n")

@@ -32,7 +32,8 @@ from harness import Case, learnreg_runner, require, run_benchmark, write_results
 from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
 from learnreg.image import Grid, Image, load_image  # noqa: E402
-from learnreg.registration import warm_up  # noqa: E402
+from learnreg.metrics import tre  # noqa: E402
+from learnreg.registration import create_registrar, warm_up  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
 from learnreg.training.held_out import HELD_OUT_FOLDER  # noqa: E402
 from learnreg.warp import resample_to_grid  # noqa: E402
@@ -77,7 +78,7 @@ def build_cases(quick: bool) -> list[Case]:
     cases = [
         case("mr2d-dense", axial_slice(brain1, 12, 192, 1.0), 21, family="dense", max_displacement_mm=9.0,
              smoothness_mm=40.0, rotation_degrees=4.0, translation_mm=2.0),
-        case("ct2d-local", axial_slice(lung2, 30, 192, 1.6), 22, family="local", max_displacement_mm=12.0,
+        case("ct2d-local", axial_slice(lung2, 30, 192, 1.6), 22, family="local", max_displacement_mm=16.0,
              smoothness_mm=60.0, translation_mm=2.0),
     ]
     if not quick:
@@ -85,21 +86,32 @@ def build_cases(quick: bool) -> list[Case]:
         oblique = rotation(15.0, 0) @ rotation(10.0, 2) @ brain2.grid.direction_matrix
         cases += [
             case("mr3d-oblique", regrid(brain2, (96, 96, 56), (2.0, 2.0, 2.5), oblique), 23, family="dense",
-                 max_displacement_mm=9.0, smoothness_mm=50.0, rotation_degrees=3.0),
+                 max_displacement_mm=14.0, smoothness_mm=50.0, rotation_degrees=3.0),
             case("ct3d-breathing", regrid(lung1, (128, 128, 46), (2.5, 2.5, 5.0)), 24, family="dense",
                  max_displacement_mm=3.0, smoothness_mm=60.0, breathing_mm=16.0),
         ]
     return cases
 
 
-def runners(methods, ants: bool, three_d: bool) -> dict:
+def learned_runner(method: str, options: dict, case: Case):
+    """A learned method's run, with the TRE of its network's pass alone (``network_tre_mean``, also when the
+    result was built on another start) and the start it built on."""
+    def run(fixed: Image, moving: Image):
+        result = create_registrar(method, options).register(fixed, moving, device="cpu")
+        network = tre(case.fixed_points, case.moving_points, result.one_pass)["mean"]
+        return result.field, result.parameter_count, {"network_tre_mean": network,
+                                                      "start": result.similarity["chosen"]}
+    return run
+
+
+def runners(methods, ants: bool, case: Case) -> dict:
     out = {}
     for method in methods:
-        out[f"{method} (one pass)"] = learnreg_runner(method, {"refine": "none"}, device="cpu")
-        out[f"{method} (refined)"] = learnreg_runner(method, device="cpu")
+        out[f"{method} (one pass)"] = learned_runner(method, {"refine": "none"}, case)
+        out[f"{method} (refined)"] = learned_runner(method, {}, case)
     out["bspline"] = learnreg_runner("bspline", device="cpu")
     out["sitk_demons"] = sitk_demons
-    if ants and three_d:
+    if ants and case.fixed.ndim == 3:
         out["ants_syn"] = lambda f, m: ants_syn(f, m, with_affine=True)
     return out
 
@@ -110,12 +122,14 @@ def targets(rows: list[dict], methods) -> list[tuple[str, str, bool]]:
     cases = list(dict.fromkeys(r["case"] for r in rows))
     out = []
     for method in methods:
-        ratios = {c: by[(c, f"{method} (one pass)")]["tre_mean"] / by[(c, "identity")]["tre_mean"] for c in cases
-                  if (c, f"{method} (one pass)") in by}
-        out.append((f"{method} one pass: mean TRE at most 0.5 of the initial on every case",
-                    ", ".join(f"{c} {v:.2f}" for c, v in ratios.items()), all(v <= 0.5 for v in ratios.values())))
-        out.append((f"{method} one pass: never worse than identity", "worst ratio "
-                    f"{max(ratios.values()):.2f}", all(v <= 1.0 for v in ratios.values())))
+        one_pass = {c: by[(c, f"{method} (one pass)")] for c in cases if (c, f"{method} (one pass)") in by}
+        network = {c: r["network_tre_mean"] / r["tre_before_mean"] for c, r in one_pass.items()}
+        kept = {c: r["tre_mean"] / r["tre_before_mean"] for c, r in one_pass.items()}
+        out.append((f"{method} one pass (the network's): mean TRE at most 0.5 of the initial on every case",
+                    ", ".join(f"{c} {v:.2f}" for c, v in network.items()), all(v <= 0.5 for v in network.values())))
+        out.append((f"{method} one pass (as returned, after the similarity check): never worse than identity",
+                    ", ".join(f"{c} {v:.2f} ({one_pass[c]['start']})" for c, v in kept.items()),
+                    all(v <= 1.0 for v in kept.values())))
         measured, met = [], True
         for c in cases:
             refined, classical = by.get((c, f"{method} (refined)")), by.get((c, "bspline"))
@@ -144,7 +158,7 @@ def main() -> None:
     methods = [m for m in args.methods.split(",") if m]
     rows = []
     for one in build_cases(args.quick):
-        rows += run_benchmark([one], runners(methods, ants_available(), one.fixed.ndim == 3))
+        rows += run_benchmark([one], runners(methods, ants_available(), one))
     lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'met' if ok else 'NOT met'} |" for t, m, ok in targets(rows, methods)]
     write_results(rows, args.out, "heldout", "Learned methods on held-out images and deformations", "bspline",
@@ -156,7 +170,26 @@ NOTES = """Cases (see the script's docstring): `mr2d-dense` (pyradiomics brain1,
 field), `ct2d-local` (lung2, axial slice, 1.6 mm, three local large motions), `mr3d-oblique` (brain2 on a grid
 rotated 15 and 10 degrees, 2 x 2 x 2.5 mm, dense field), `ct3d-breathing` (lung1, 2.5 x 2.5 x 5 mm, breathing
 motion up to 16 mm at the diaphragm plus a small dense field). Time is each method's whole `register()` call
-(peers: their registration call), on 2 threads."""
+(peers: their registration call), on 2 threads. `network_tre_mean`: the network's pass alone; `tre_mean`: what
+the method returns (after the similarity check, which may build on an affine registration instead: `start`).
+
+## What the table says
+
+- **Never silently worse** works as designed but judges by image similarity, not by landmarks: R2N2's passes
+  were set aside on all four cases (its 3D weights barely move a held-out image; on both CT pairs its first
+  steps did not lower the image loss, so its stopping rule kept none), and the affine start that replaced them
+  was better by NCC everywhere but worse than no deformation by TRE on `mr3d-oblique` (1.09 x). ISTN (now
+  B-spline, `stn-u`) and CNNRegress kept their passes, which always improved on identity.
+- **One pass**: no network halves the TRE on every case; ISTN does on two of four (0.46, 0.27), CNNRegress on
+  two (0.38, 0.39). The diagnosis (`learned_diagnosis.md`) shows why: the dense and local deformation families,
+  which training never used, and R2N2's 3D model. Retraining for these families is the open part of the issue.
+- **Refined**, the learned start pays off in accuracy: ISTN + refinement beats our `bspline` on `mr3d-oblique`
+  (0.65 against 1.02 mm) and `mr2d-dense` (0.49 against 0.53), is within 0.05 mm of it on the CT pairs (0.18
+  against 0.14, 0.31 against 0.32); CNNRegress +
+  refinement on `mr2d-dense` (0.33) and `mr3d-oblique` (0.71). It does not pay off in time on this CPU: a pass,
+  the affine check and the refinement take 1.1 to 4.4 times `bspline`'s time (CNNRegress's pass alone takes
+  6.5 s in 3D), so the target of half `bspline`'s time is not met.
+"""
 
 
 if __name__ == "__main__":

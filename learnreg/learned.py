@@ -114,7 +114,7 @@ class LearnedRegistrar(Registrar):
                 field = start + model()
             history += refine_history
             parameter_count += model.parameter_count
-            stage_times["refinement"] = time.perf_counter() - t0
+            stage_times["bspline_refinement"] = time.perf_counter() - t0
         losses["final"] = similarity_losses(fixed, moving, {"final": field}, device)["final"]
         return MethodOutput(field=field.detach(), parameter_count=parameter_count, steps=steps, loss_history=history,
                             stage_times=stage_times, images=one_pass.images,

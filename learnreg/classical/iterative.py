@@ -82,8 +82,7 @@ class IterativeRegistrar(Registrar):
 
             t0 = time.perf_counter()
             affine_registrar = AffineRegistrar({"image_loss": opts.image_loss, "lncc_window_mm": opts.lncc_window_mm,
-                                                "seed": opts.seed, "stop_tolerance": opts.stop_tolerance,
-                                                "optimiser": opts.optimiser})
+                                                "seed": opts.seed, "stop_tolerance": opts.stop_tolerance})
             base, affine_history, affine_snapshots = affine_registrar.fit_levels(
                 fixed, moving, device, progress.span(0.0, 0.25))
             for p in base.parameters():

@@ -54,8 +54,8 @@ def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torc
       image loss of the last ``stop_window`` iterations is less than ``stop_tolerance`` (a fraction) below
       the mean of the window before.
     - L-BFGS with a strong-Wolfe line search on the loss at every voxel, at most ``iterations``
-      iterations; it stops once an iteration lowers the objective by less than ``stop_tolerance`` of its
-      value at the start of the level.
+      iterations; it stops once the best objective of the last ``stop_window`` evaluations is less than
+      ``stop_tolerance`` (a fraction) below the best before them, and keeps the best point evaluated.
 
     ``stop_tolerance`` = 0 runs every iteration.
     """
@@ -83,38 +83,58 @@ def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torc
         progress.report(min(fraction, 1.0), f"{label}: evaluation {len(history)}, image loss {history[-1]:.5f}")
 
     if method == "lbfgs":
-        _lbfgs(model, objective, iterations, stop_tolerance, report)
+        _lbfgs(model, objective, iterations, stop_tolerance, stop_window, report)
     else:
         _adam(model, objective, iterations, learning_rate, level.grid.num_voxels, samples, seed,
               stop_tolerance, stop_window, history, report)
     return history
 
 
+class _Converged(Exception):
+    """Raised from inside L-BFGS's closure to end the level (torch's optimiser has no stopping hook)."""
+
+
 def _lbfgs(model: torch.nn.Module, objective: Callable, iterations: int, stop_tolerance: float,
-           report: Callable[[float], None]) -> None:
-    """L-BFGS on ``objective(None)`` divided by its value at the start, so that torch's absolute tolerances
-    (on the change of the objective and on the directional derivative) become ``stop_tolerance`` relative."""
+           stop_window: int, report: Callable[[float], None]) -> None:
+    """L-BFGS (strong-Wolfe line search) on ``objective(None)``, at most ``iterations`` iterations, ending once
+    the best objective of the last ``stop_window`` evaluations is less than ``stop_tolerance`` (a fraction)
+    below the best before them; the parameters end at the best point evaluated.
+
+    torch's own tolerances are absolute and end a level after a single small step (a fine level that starts
+    close to its optimum stopped at once, leaving a 3D pair at its affine start), so they are switched off and
+    this rule, the same as Adam's but on the best value, decides instead."""
     if iterations <= 0:
         return
-    scale: list[float] = []
+    parameters = list(model.parameters())
     max_evaluations = int(iterations * 1.25)
-    optimiser = torch.optim.LBFGS(model.parameters(), lr=1.0, max_iter=iterations, max_eval=max_evaluations,
-                                  history_size=10, line_search_fn="strong_wolfe", tolerance_grad=0.0,
-                                  tolerance_change=stop_tolerance)
-    evaluations = [0]
+    optimiser = torch.optim.LBFGS(parameters, lr=1.0, max_iter=iterations, max_eval=max_evaluations, history_size=10,
+                                  line_search_fn="strong_wolfe", tolerance_grad=0.0, tolerance_change=0.0)
+    best_values: list[float] = []  # the best objective after each evaluation
+    best_parameters = [p.detach().clone() for p in parameters]
 
     def closure() -> torch.Tensor:
         optimiser.zero_grad(set_to_none=True)
         value = objective(None)
-        if not scale:
-            scale.append(max(float(value.detach()), 1e-12))
-        value = value / scale[0]
         value.backward()
-        evaluations[0] += 1
-        report(evaluations[0] / max_evaluations)
+        current = float(value.detach())
+        if not best_values or current < best_values[-1]:
+            for kept, p in zip(best_parameters, parameters):
+                kept.copy_(p.detach())
+        best_values.append(min(current, best_values[-1]) if best_values else current)
+        report(len(best_values) / max_evaluations)
+        if stop_tolerance > 0 and len(best_values) > stop_window:
+            before = best_values[-1 - stop_window]
+            if before - best_values[-1] < stop_tolerance * abs(before):
+                raise _Converged
         return value
 
-    optimiser.step(closure)
+    try:
+        optimiser.step(closure)
+    except _Converged:
+        pass
+    with torch.no_grad():
+        for kept, p in zip(best_parameters, parameters):
+            p.copy_(kept)
     report(1.0)
 
 

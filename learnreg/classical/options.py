@@ -17,11 +17,12 @@ class IterativeOptions:
         iterations: most iterations per level.
         learning_rate: Adam step size (per method: its parameters' units are documented there).
         optimiser: ``auto`` (L-BFGS on levels measured at every voxel, Adam on sampled ones: see
-            :func:`~learnreg.classical.optimise.choose_optimiser`), ``lbfgs`` or ``adam``.
+            :func:`~learnreg.classical.optimise.choose_optimiser`; the affine method's default), ``lbfgs`` or
+            ``adam``.
         image_loss: ``mse``, ``ncc`` or ``lncc``.
         lncc_window_mm: window width of ``lncc`` in mm.
         normalisation: intensity normalisation of both images: ``percentile``, ``zscore`` or ``none``.
-        samples: on large levels (``auto``: more than 4 times this many voxels; ``adam``: more than this),
+        samples: on large levels (``auto``: more than twice this many voxels; ``adam``: more than this),
             the image loss of each Adam iteration is measured at this many voxels drawn at random, afresh
             every iteration (``mse`` and ``ncc``); 0 = every voxel.
         seed: seed of those draws (the same inputs and seed give the same result).
@@ -67,13 +68,16 @@ class DeformableOptions(IterativeOptions):
     Attributes:
         regulariser: ``bending``, ``diffusion`` or ``tv`` (isotropic total variation).
         regulariser_weight: weight of the regulariser against the image loss.
-        initialise: ``affine`` runs the ``affine`` method first and deforms on top of it; ``none`` starts
-            from the identity.
+        initialise: ``affine`` runs the ``affine`` method first (with its own defaults) and deforms on top of
+            it; ``none`` starts from the identity.
+        optimiser: ``adam`` by default for deformable models: L-BFGS on their small levels (``auto``) is as
+            accurate but no faster (benchmarks/results/classical_speed.md).
     """
 
     regulariser: str = "bending"
     regulariser_weight: float = 1.0
     initialise: str = "affine"
+    optimiser: str = "adam"
 
     def validate(self) -> None:
         super().validate()

@@ -21,16 +21,18 @@ class ISTNOptions(LearnedOptions):
     Attributes:
         weights: weights file (``.pt`` with its ``.card.json``); it fixes the transformation and variant.
             Empty: the shipped weights for the image's dimension, ``transformation`` and ``variant``.
-        transformation: ``affine`` or ``bspline`` (shipped weights only).
-        variant: ``istn-i``, ``istn-e``, ``stn-s`` or ``stn-u`` (shipped weights only).
+        transformation: ``bspline`` or ``affine`` (shipped weights only); ``bspline`` by default, as it halves
+            the held-out TRE where ``affine`` cannot follow a deformation (benchmarks/results/learned_diagnosis.md).
+        variant: ``stn-u``, ``stn-s``, ``istn-e`` or ``istn-i`` (shipped weights only); ``stn-u`` by default, the
+            best of them on held-out pairs (benchmarks/results/learned_diagnosis.md).
         refine_steps: ISTN's own test-time refinement (the paper's): Adam steps on its transformation's
             parameters against its representation loss, before ``refine`` (0: none).
         refine_learning_rate: Adam learning rate of ISTN's own refinement.
     """
 
     weights: str = ""
-    transformation: str = "affine"
-    variant: str = "istn-i"
+    transformation: str = "bspline"
+    variant: str = "stn-u"
     refine_steps: int = 50
     refine_learning_rate: float = 1e-3
 

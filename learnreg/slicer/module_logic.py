@@ -132,8 +132,6 @@ class RegistrationLogic:
     """
 
     network_method: Optional[str] = None
-    #: the network's options for the self-test (ignored by the classical methods)
-    self_test_options: dict = {}
 
     def methods(self) -> list[str]:
         return module_methods(self.network_method)
@@ -296,8 +294,7 @@ def run_self_test(scene, logic: RegistrationLogic, log: Callable[[str], None] = 
     method = logic.default_method()
     log(f"Registering {pair} with {method}")
     result = logic.process(scene, nodes.fixed_node, moving, method, preset="Fast",
-                           fixed_landmarks=nodes.fixed_landmarks_node, moving_landmarks=nodes.moving_landmarks_node,
-                           panel_options=logic.self_test_options)
+                           fixed_landmarks=nodes.fixed_landmarks_node, moving_landmarks=nodes.moving_landmarks_node)
     assert result.warped_volume is not None and result.warped_volume is not moving
     assert result.transform.GetTransformFromParent().IsA("vtkOrientedGridTransform")
     assert np.array_equal(image_from_volume_node(moving).array, moving_before), "the moving volume was changed"
