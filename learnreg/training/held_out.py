@@ -8,10 +8,10 @@ content (SHA-256).
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from learnreg.errors import InputError
+from learnreg.model_files import file_sha256
 
 #: folder name that holds only held-out images
 HELD_OUT_FOLDER = "benchmark_data"
@@ -28,19 +28,11 @@ HELD_OUT_SHA256 = {
 }
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def check_not_held_out(path: Path) -> None:
     """Raise :class:`InputError` when ``path`` is a held-out image (in a ``benchmark_data`` folder, or a copy)."""
     if HELD_OUT_FOLDER in Path(path).resolve().parts:
         raise InputError(f"{path} is in {HELD_OUT_FOLDER}/, the images held out for evaluation; training may not "
                          "read them: choose training images elsewhere")
-    if _sha256(Path(path)) in HELD_OUT_SHA256.values():
+    if file_sha256(Path(path)) in HELD_OUT_SHA256.values():
         raise InputError(f"{path} is a copy of a held-out evaluation image; training may not read it: choose "
                          "other training images")
