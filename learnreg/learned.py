@@ -115,7 +115,8 @@ class LearnedRegistrar(Registrar):
             history += refine_history
             parameter_count += model.parameter_count
             stage_times["bspline_refinement"] = time.perf_counter() - t0
-        losses["final"] = similarity_losses(fixed, moving, {"final": field}, device)["final"]
+        losses["final"] = similarity_losses(fixed, moving, {"final": field}, device)["final"] if refine \
+            else losses[chosen]
         return MethodOutput(field=field.detach(), parameter_count=parameter_count, steps=steps, loss_history=history,
                             stage_times=stage_times, images=one_pass.images,
                             affine_lps=one_pass.affine_lps if chosen == "network" and not refine else None,
