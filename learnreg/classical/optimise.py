@@ -79,8 +79,10 @@ def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torc
         of_model = getattr(regulariser, "of_model", None)  # from the parameters when the model can
         return similarity + regulariser_weight * (of_model(model, field, spacing) if of_model else regulariser(field, spacing))
 
+    step = "evaluation" if method == "lbfgs" else "iteration"  # L-BFGS's line search evaluates more than once
+
     def report(fraction: float) -> None:
-        progress.report(min(fraction, 1.0), f"{label}: evaluation {len(history)}, image loss {history[-1]:.5f}")
+        progress.report(min(fraction, 1.0), f"{label}: {step} {len(history)}, image loss {history[-1]:.5f}")
 
     if method == "lbfgs":
         _lbfgs(model, objective, iterations, stop_tolerance, stop_window, report)
