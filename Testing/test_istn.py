@@ -3,6 +3,8 @@ registrar, label-carrying image banks and training from a configuration."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import math
 from pathlib import Path
@@ -24,6 +26,8 @@ from learnreg.sample_data import sample_image
 from learnreg.training.config import apply_overrides
 from learnreg.training.image_bank import ImageBank
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid
+from learnreg.synthetic import FIELD_FAMILIES
+from learnreg.options import parse_options
 from learnreg.warp import Warper
 from learnreg.working import to_working, working_grid
 
@@ -222,6 +226,28 @@ def test_bank_carries_structures_and_pairs_warp_them_with_the_true_field(tmp_pat
                         label_files=[str(labels)], structure_labels=[[2]])
     with pytest.raises(InputError, match="structure_labels"):
         ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, label_files=[str(labels)])
+
+
+def test_pairs_draw_every_deformation_family_and_augment_intensities(tmp_path):
+    image, _ = _labelled_volume(tmp_path)
+    bank = ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, slice_step_mm=12)
+    grid = training_grid(2, 16)
+    plain = PairSettings(noise=0.0, gamma=0.0, flips=False)
+    for family in FIELD_FAMILIES:
+        settings = dataclasses.replace(plain, families=(family,))
+        batch = random_pairs(bank, 4, grid, settings, np.random.default_rng(1))
+        # without intensity augmentation the fixed image is the moving one warped by the true field
+        assert torch.allclose(batch.fixed, Warper(grid, grid)(batch.moving, batch.true_field), atol=1e-5)
+        assert float(batch.true_field.abs().max()) > 0
+    augmented = dataclasses.replace(plain, families=tuple(FIELD_FAMILIES), bias=0.3, invert=1.0)
+    inverted = random_pairs(bank, 4, grid, augmented, np.random.default_rng(1))
+    upright = random_pairs(bank, 4, grid, dataclasses.replace(augmented, invert=0.0), np.random.default_rng(1))
+    corner = (slice(None), 0, 0, 0)  # background: dark, bright once inverted
+    assert (inverted.moving[corner] > 0.5).all() and (upright.moving[corner] < 0.5).all()
+    assert 0 <= float(upright.moving.min()) and float(upright.moving.max()) <= 1
+    with pytest.raises(InputError, match="families"):
+        parse_options(PairSettings, {"families": "bspline,waves"})
+    assert parse_options(PairSettings, {"families": "dense,local"}).families == ("dense", "local")
 
 
 def test_configuration_overrides():

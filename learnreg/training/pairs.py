@@ -1,10 +1,12 @@
 """Random training pairs with a known field, drawn from an :class:`~learnreg.training.image_bank.ImageBank`.
 
 Each pair follows :mod:`learnreg.synthetic`: a bank image ``S`` (randomly flipped) is the moving image, the
-fixed image is ``S`` warped by a smooth random pull field ``v`` (:func:`learnreg.synthetic.smooth_random_field`,
-peak length uniform in ``[0, max_displacement]`` of the grid's extent, control points every
-``smoothness`` of it), so ``v`` is exactly what a registration should find. Intensity augmentation is
-drawn independently for the two images: a random gamma and Gaussian noise. A random affine part (rotation,
+fixed image is ``S`` warped by a smooth random pull field ``v`` of a family drawn per pair from
+``families`` (:data:`learnreg.synthetic.FIELD_FAMILIES`: cubic B-spline, dense smoothed noise, local large
+motions; peak length uniform in ``[0, max_displacement]`` of the grid's extent, smoothness ``smoothness`` of
+it), so ``v`` is exactly what a registration should find. Intensity augmentation is drawn independently for
+the two images: a random gamma, a smooth multiplicative bias field, inverted contrast (with probability
+``invert``) and Gaussian noise. A random affine part (rotation,
 scaling, translation; :func:`learnreg.synthetic.affine_jitter_field`) can be added to ``v``. A bank with
 structure-of-interest channels gives pairs with their structure maps, warped alike and never augmented.
 """
@@ -20,7 +22,7 @@ import torch
 
 from learnreg.errors import InputError
 from learnreg.image import Grid
-from learnreg.synthetic import affine_jitter_field, smooth_random_field
+from learnreg.synthetic import FIELD_FAMILIES, affine_jitter_field, smooth_random_field
 from learnreg.training.image_bank import ImageBank
 from learnreg.warp import Warper
 
@@ -35,6 +37,10 @@ class PairSettings:
         gamma: intensity gamma drawn from ``exp(U(-gamma, gamma))`` per image.
         noise: standard deviation of additive Gaussian noise (intensities in [0, 1]).
         flips: randomly flip the source image along each axis.
+        families: deformation families to draw from, one per pair (names of
+            :data:`learnreg.synthetic.FIELD_FAMILIES`; the shipped models were trained on ``bspline`` alone).
+        bias: largest amplitude of a smooth multiplicative bias field ``exp(b)``, ``|b| <= bias`` (0: none).
+        invert: probability of inverting an image's contrast (``1 - I``).
         rotation_degrees, scaling, translation: largest rotation, per-axis scaling (``1 +- scaling``) and
             per-axis translation (fraction of the extent) of the affine part (0: none).
     """
@@ -48,8 +54,16 @@ class PairSettings:
     rotation_degrees: float = 0.0
     scaling: float = 0.0
     translation: float = 0.0
+    families: tuple[str, ...] = ("bspline",)
+    bias: float = 0.0
+    invert: float = 0.0
 
     def validate(self) -> None:
+        unknown = [f for f in self.families if f not in FIELD_FAMILIES]
+        if unknown or not self.families:
+            raise InputError(f"families={','.join(self.families)!r}: give one or more of {', '.join(FIELD_FAMILIES)}")
+        if not (0 <= self.bias < 2 and 0 <= self.invert <= 1):
+            raise InputError("bias must be in [0, 2) and invert a probability in [0, 1]")
         if not 0 < self.max_displacement < 0.5:
             raise InputError("max_displacement must be a fraction of the extent between 0 and 0.5")
         if not 0 < self.smoothness_min <= self.smoothness_max:
@@ -79,8 +93,18 @@ class PairBatch:
 
 def _augment(images: torch.Tensor, settings: PairSettings, rng: np.random.Generator) -> torch.Tensor:
     batch = images.shape[0]
+    per_image = (-1, *[1] * (images.dim() - 1))
     gamma = torch.from_numpy(np.exp(rng.uniform(-settings.gamma, settings.gamma, batch))).float()
-    out = images.clamp_min(0).pow(gamma.view(-1, *[1] * (images.dim() - 1)))
+    out = images.clamp_min(0).pow(gamma.view(per_image))
+    if settings.bias:
+        grid = Grid.make(tuple(reversed(images.shape[2:])) + (1,) * (5 - images.dim()))
+        # a smooth random field's first component, scaled to |b| <= bias: one slowly varying gain per image
+        bias = torch.cat([smooth_random_field(grid, rng, settings.bias * rng.uniform(), images.shape[-1] / 2)[:, :1]
+                          for _ in range(batch)])
+        out = (out * bias.exp()).clamp(0, 1)
+    if settings.invert:  # no draw otherwise: recipes without inversion keep their random stream
+        flip = torch.from_numpy(rng.random(batch) < settings.invert).view(per_image)
+        out = torch.where(flip, 1 - out, out)
     if settings.noise:
         out = out + settings.noise * torch.from_numpy(rng.standard_normal(out.shape)).float()
     return out
@@ -97,9 +121,13 @@ def random_pairs(bank: ImageBank, batch: int, grid: Grid, settings: PairSettings
         for axis in range(2, 2 + nd):
             flip = torch.from_numpy(rng.random(batch) < 0.5)
             sources[flip] = sources[flip].flip(axis)
+    def family():  # one family: no draw, so recipes that use only one keep their random stream
+        families = settings.families
+        return FIELD_FAMILIES[families[rng.integers(len(families)) if len(families) > 1 else 0]]
+
     fields = torch.cat([
-        smooth_random_field(grid, rng, extent * settings.max_displacement * rng.uniform(),
-                            extent * rng.uniform(settings.smoothness_min, settings.smoothness_max))
+        family()(grid, rng, extent * settings.max_displacement * rng.uniform(),
+                 extent * rng.uniform(settings.smoothness_min, settings.smoothness_max))
         for _ in range(batch)])
     if settings.rotation_degrees or settings.scaling or settings.translation:
         fields = fields + torch.cat([affine_jitter_field(grid, rng, settings.rotation_degrees, settings.scaling,
