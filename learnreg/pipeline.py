@@ -70,8 +70,9 @@ def load_landmark_pairs(fixed_path, moving_path, fixed: Image, moving: Image) ->
 
 def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Image, moving: Image,
                  landmarks: Optional[LandmarkPairs], timings: dict, tre_mm: Optional[tuple] = None) -> dict:
-    """The content of ``report.json`` (``tre_mm``: TRE before and after when already measured, e.g. by the
-    scene's landmark review; measured here otherwise)."""
+    """The content of ``report.json`` (``tre_mm``: TRE before, after and after a learned method's pass alone
+    (None for other methods) when already measured, e.g. by the scene's landmark review; measured here
+    otherwise)."""
     report = {
         "learnreg_version": __version__,
         "method": result.method,
@@ -85,15 +86,17 @@ def build_report(result: RegistrationResult, fixed_path, moving_path, fixed: Ima
         "transform_convention": TRANSFORM_CONVENTION,
     }
     if landmarks is not None:
-        before, after = tre_mm or (tre(landmarks.fixed, landmarks.moving), tre(landmarks.fixed, landmarks.moving, result.field))
+        before, after, one_pass = tre_mm or (
+            tre(landmarks.fixed, landmarks.moving), tre(landmarks.fixed, landmarks.moving, result.field),
+            None if result.one_pass is None else tre(landmarks.fixed, landmarks.moving, result.one_pass))
         report["tre_mm"] = {
             "labels": list(landmarks.labels),
             "before": before,
             "after": after,
             "landmarks_snapped_to_voxels": False,
         }
-        if result.one_pass is not None:
-            report["tre_mm"]["one_pass"] = tre(landmarks.fixed, landmarks.moving, result.one_pass)
+        if one_pass is not None:
+            report["tre_mm"]["one_pass"] = one_pass
     if result.similarity:
         report["similarity"] = {"measure": "1 - NCC on the fixed grid", **result.similarity}
     return report
@@ -185,7 +188,7 @@ def register_files(fixed_path, moving_path, method: str, out_dir, *, fixed_landm
         timings["scene"] = time.perf_counter() - t_scene
     review = scene_registration.review if scene_registration is not None else None
     report = build_report(result, fixed_path, moving_path, fixed, moving, landmarks, timings,
-                          None if review is None else (review.before, review.after))
+                          None if review is None else (review.before, review.after, review.one_pass))
     report["notes"] = notes + result.notes
 
     t_write = time.perf_counter()

@@ -2,8 +2,8 @@
 
 As in AirLab and the DeepReg tutorial, a registration is assembled from a transformation model, an
 image loss and a regulariser from :mod:`learnreg.losses`; this loop fits the model's parameters on one
-pyramid level, with L-BFGS where the loss is measured at every voxel (a deterministic objective) and with
-Adam (AMSGrad) where each iteration measures it at a fresh random subset of voxels (a stochastic one).
+pyramid level with Adam (AMSGrad), whose iterations may measure the loss at a fresh random subset of voxels,
+or with L-BFGS on the loss at every voxel (see :func:`choose_optimiser`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from learnreg.progress import Progress
 
 SAMPLED_LEVEL_RATIO = 4
 """``auto`` samples a level only when it has more than this many times ``samples`` voxels: below that a
-subset saves little and a deterministic loss lets L-BFGS converge in far fewer iterations."""
+subset saves little, and L-BFGS needs the deterministic loss of every voxel."""
 
 
 def choose_optimiser(optimiser: str, voxels: int, samples: int, pointwise: bool) -> tuple[str, int]:
