@@ -1,4 +1,4 @@
-"""The ``learnreg`` command line: ``register``, ``methods``, ``demo`` and ``train``.
+"""The ``learnreg`` command line: ``register``, ``methods``, ``demo``, ``train`` and ``web``.
 
 Errors a user can cause print one line ``learnreg: error: ...`` and exit with code 2; nothing is
 written to the output folder then.
@@ -72,6 +72,16 @@ def build_parser() -> argparse.ArgumentParser:
     trainer.add_argument("--restart", action="store_true",
                          help="start afresh even if the output folder holds a checkpoint (default: resume)")
     trainer.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    web = sub.add_parser("web", help="serve LearnReg's panel and Slicer's views to a browser (trame-slicer)",
+                         description="Serve the web app until Ctrl-C; open the address it prints in a browser.")
+    web.add_argument("--host", default="127.0.0.1",
+                     help="address to listen on (default: 127.0.0.1, this machine only; 0.0.0.0 serves every "
+                          "network the machine is on)")
+    web.add_argument("--port", type=int, default=8080, help="port to listen on (default: 8080; 0: any free port)")
+    web.add_argument("--data", metavar="DIR",
+                     help="a folder whose images and landmark files the page lists (nothing outside it is read)")
+    web.add_argument("--max-upload-mb", type=float, default=512, help="largest upload accepted (default: 512)")
     return parser
 
 
@@ -88,6 +98,23 @@ def _train(args: argparse.Namespace) -> int:
     if card is not None:
         print(f"weights written: {card['weights_file']} (sha256 {card['sha256'][:12]}...)")
         print(json.dumps(card["validation"], indent=2))
+    return 0
+
+
+def _web(args: argparse.Namespace) -> int:
+    from learnreg.errors import InputError
+
+    try:
+        from learnreg.web.app import serve
+    except ImportError as exc:
+        raise InputError(f"the web app needs trame-slicer ({exc.name} is missing); install it with "
+                         "'pip install learnreg[web]'") from None
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port} is not a port number; give one from 1 to 65535, or 0 for any free port")
+    if args.max_upload_mb <= 0:
+        raise InputError(f"--max-upload-mb {args.max_upload_mb:g} must be positive")
+    serve(args.host, args.port, None if args.data is None else Path(args.data), int(args.max_upload_mb * 2**20),
+          announce=lambda url: print(f"LearnReg web app on {url} (Ctrl-C stops it)", flush=True))
     return 0
 
 
@@ -113,6 +140,8 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.command == "train":
         return _train(args)
+    if args.command == "web":
+        return _web(args)
     from learnreg.logs import library_messages_to_log, log_to_file
     from learnreg.options import options_from_pairs
 
