@@ -5,6 +5,8 @@
 - the Slicer bridge (``learnreg.slicer``) never imports a network or a method's implementation: it reaches
   methods through :mod:`learnreg.registration` and :mod:`learnreg.methods`;
 - nothing in ``learnreg`` imports the Slicer modules (``R2Register``, ``ISTNRegister``, ``CNNRegress``);
+- the web app (``learnreg.web``) is a front end: it reaches methods through the registry and the Slicer
+  bridge, only the command line imports it, and only its page imports trame;
 - a method is declared in one place: its package's declaration module, listed once in ``METHOD_MODULES``;
 - listing the methods and checking their options imports no torch (``learnreg methods`` is instant).
 """
@@ -72,6 +74,17 @@ def test_nothing_imports_the_slicer_modules():
         assert not [m for m in imported if within(m, SLICER_MODULES)], module
 
 
+def test_the_web_app_is_a_front_end_over_the_bridge():
+    for module, imported in MODULES.items():
+        if within(module, ("learnreg.web",)):
+            wrong = [m for m in imported if within(m, METHOD_PACKAGES) or m == "learnreg.learned"]
+            assert not wrong, f"{module} imports {wrong}"
+        elif module != "learnreg.cli":
+            assert not [m for m in imported if within(m, ("learnreg.web",))], module
+        if module != "learnreg.web.app":
+            assert not [m for m in imported if within(m, ("trame", "trame_slicer", "trame_server"))], module
+
+
 def test_every_method_is_declared_once_in_its_own_package():
     methods = all_methods()
     assert set(methods) >= {"affine", "bspline", "ddf", "r2n2", "istn", "cnnregress"}
@@ -83,7 +96,7 @@ def test_every_method_is_declared_once_in_its_own_package():
         assert method.registrar_class().Options is method.options, name
 
 
-@pytest.mark.parametrize("command", ["methods --verbose", "--help", "register --help"])
+@pytest.mark.parametrize("command", ["methods --verbose", "--help", "register --help", "web --help"])
 def test_listing_methods_and_help_import_no_torch(command):
     code = ("import sys; from learnreg.cli import main\n"
             f"try:\n    main({command.split()!r})\nexcept SystemExit:\n    pass\n"

@@ -78,6 +78,7 @@ def page(browser, app_url):
 def shot(page, name: str) -> Path:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / name
+    page.wait_for_timeout(600)  # buttons fade to their new colour; views stream their last frame
     page.screenshot(path=str(path))
     return path
 
@@ -186,9 +187,21 @@ def test_each_learned_method_runs_from_the_page(page, method):
     shot(page, f"05-{method}.png")
 
 
+def test_a_3d_pair_with_label_maps_shows_dice_and_hd95_per_label(page):
+    load_pair(page, "brain3d")
+    assert run(page, "bspline", preset="Fast").startswith("Done: bspline")
+    shot(page, "06-brain3d-structures.png")
+    rows = table_rows(page, "bspline structures")
+    header = [h.strip() for h in page.locator('[data-table="bspline structures"] thead th').all_inner_texts()]
+    dice = [i for i, h in enumerate(header) if h.startswith("Dice ")]  # before, then after each stage
+    assert header[dice[0]] == "Dice before" and len(dice) >= 2 and "HD95 before (mm)" in header
+    assert len(rows) == 3  # the k-means tissue labels
+    assert all(float(row[dice[-1]]) > float(row[dice[0]]) for row in rows)
+
+
 def test_cancelling_a_3d_run_leaves_the_scene_as_it_was(page):
     load_pair(page, "head3d")
-    shot(page, "06-head3d-loaded.png")
+    shot(page, "07-head3d-loaded.png")
     background = page.inner_text(".v-select:has(#background)")
     page.fill("#options", "iterations=400,400,400")
     choose(page, "method", "bspline:")
@@ -200,7 +213,7 @@ def test_cancelling_a_3d_run_leaves_the_scene_as_it_was(page):
     assert page.inner_text(".v-select:has(#background)") == background
     assert "head3d moving" in page.inner_text(".v-select:has(#foreground)")
     assert not page.locator("#summary").is_visible()
-    shot(page, "07-cancelled.png")
+    shot(page, "08-cancelled.png")
     page.fill("#options", "")
 
 
@@ -215,7 +228,7 @@ def test_a_broken_upload_shows_the_command_line_s_message_and_the_app_keeps_serv
     page.wait_for_selector("#error", state="visible")
     assert page.inner_text("#error").strip() == cli.replace("fixed image", "uploaded image").replace(
         str(broken), "broken.nii.gz")
-    shot(page, "08-upload-error.png")
+    shot(page, "09-upload-error.png")
     load_pair(page, "ratlung2d")  # still serving
     assert not page.locator("#error").is_visible()
 
@@ -233,4 +246,4 @@ def test_a_scene_written_by_the_command_line_opens_with_its_tables_and_steps(pag
     after = dict(zip(report["tre_mm"]["labels"], report["tre_mm"]["after"]["per_landmark"]))
     assert {row[0]: float(row[-1]) for row in rows} == pytest.approx(after, abs=2e-3)
     assert page.locator(".v-slider-thumb").last.is_visible()
-    shot(page, "09-opened-scene.png")
+    shot(page, "10-opened-scene.png")

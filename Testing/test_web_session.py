@@ -92,6 +92,26 @@ def test_uploads_keep_a_safe_name_and_can_be_registered(session):
     assert inputs.names == ("fixed", "moving") and _volume_names(session.scene) == ["fixed", "moving"]
 
 
+def test_an_image_with_nan_voxels_is_refused_as_the_command_line_refuses_it(session, tmp_path, capsys):
+    image = sitk.ReadImage(str(sample_pairs()["brain2d"].moving), sitk.sitkFloat32)
+    array = sitk.GetArrayFromImage(image)
+    array[0, 10, 10] = np.nan
+    nan_image = sitk.GetImageFromArray(array)
+    nan_image.CopyInformation(image)
+    path = tmp_path / "nan.nrrd"  # (ITK reads NaN in a single-slice NIfTI back as 0)
+    sitk.WriteImage(nan_image, str(path))
+    assert main(["register", "--fixed", str(sample_pairs()["brain2d"].fixed), "--moving", str(path), "--out",
+                 str(tmp_path / "out"), "--quiet", "--no-scene"]) == 2
+    cli_line = capsys.readouterr().err.strip().removeprefix("learnreg: error: ")
+    source = session.receive_upload("nan.nrrd", path.read_bytes())  # a readable image: kept
+    session.load_inputs(InputChoice.sample("brain2d"))
+    before = _volume_names(session.scene)
+    with pytest.raises(InputError) as refused:
+        session.load_inputs(InputChoice("sample:brain2d/fixed.nii.gz", source))
+    assert str(refused.value) == cli_line and "NaN" in cli_line
+    assert _volume_names(session.scene) == before
+
+
 def test_2d_against_3d_is_refused_and_the_scene_stays(session):
     session.load_inputs(InputChoice.sample("brain2d"))
     before = _volume_names(session.scene)

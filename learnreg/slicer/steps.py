@@ -106,12 +106,13 @@ def add_step_sequences(scene, result: RegistrationResult, moving: Image, method:
     if region is not None:
         browser.AddSynchronizedSequenceNode(region)
     browser.SetSelectedItemNumber(len(steps) - 1)
-    _style_proxies(browser, displacement, warped, largest_mm)
+    _style_proxies(browser, displacement, warped, region, largest_mm)
     return StepSequences(browser, displacement, warped, region)
 
 
-def _style_proxies(browser, displacement, warped, max_mm: float) -> None:
-    """Colour overlay from 0 to the largest step displacement; the warped proxy in grey."""
+def _style_proxies(browser, displacement, warped, region, max_mm: float) -> None:
+    """Colour overlay from 0 to the largest step displacement; the warped proxy in grey; the step's region
+    as an outline (a filled box would hide the overlay under it), locked against dragging."""
     overlay = browser.GetProxyNode(displacement)
     overlay.CreateDefaultDisplayNodes()
     display = overlay.GetDisplayNode()
@@ -121,3 +122,9 @@ def _style_proxies(browser, displacement, warped, max_mm: float) -> None:
     display.SetApplyThreshold(True)
     display.SetLowerThreshold(0.05 * max_mm)
     browser.GetProxyNode(warped).CreateDefaultDisplayNodes()
+    if region is not None:
+        box = browser.GetProxyNode(region)
+        box.CreateDefaultDisplayNodes()
+        box.SetLocked(True)
+        box.GetDisplayNode().SetFillVisibility(False)
+        box.GetDisplayNode().SetHandlesInteractive(False)

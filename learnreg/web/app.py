@@ -107,10 +107,11 @@ class LearnRegWebApp:
 
     def _init_state(self) -> None:
         from learnreg.methods import all_methods
-        from learnreg.registration import available_methods
+        from learnreg.registration import available_methods, warm_up
         from learnreg.slicer.module_logic import PRESETS
 
         declared, installed = all_methods(), available_methods()
+        warm_up()  # torch's first pass, before the page opens rather than in the first run
         self.state.update({
             "trame__title": "LearnReg",
             "pairs": [{"title": f"{name} (bundled)", "value": name} for name in self._pair_names()],
@@ -134,6 +135,7 @@ class LearnRegWebApp:
             "tables": [],
             "chart": "",
             "has_result": False,
+            "has_transform": False,
             "volumes": [],
             "background": None,
             "foreground": None,
@@ -163,12 +165,14 @@ class LearnRegWebApp:
 
     def _build_ui(self) -> None:
         from trame.ui.vuetify3 import SinglePageWithDrawerLayout
-        from trame.widgets import html
+        from trame.widgets import client, html
         from trame.widgets import vuetify3 as v3
 
         with SinglePageWithDrawerLayout(self.server, theme="dark", full_height=True) as layout:
             layout.title.set_text("LearnReg")
-            layout.drawer.width = 400
+            layout.drawer.width = 440
+            client.Style(".learnreg-table td, .learnreg-table th { font-size: 12px !important; "
+                         "padding: 0 6px !important; height: 26px !important; }")
             with layout.toolbar:
                 v3.VSpacer()
                 html.Span("{{ status }}", classes="text-caption mr-4", id="status")
@@ -228,7 +232,7 @@ class LearnRegWebApp:
             v3.VSlider(label="Opacity", v_model=("opacity",), min=0, max=1, step=0.05, density="compact",
                        hide_details=True, id="opacity")
             v3.VSwitch(label="Displacement glyphs", v_model=("glyphs",), density="compact", hide_details=True,
-                       v_show=("has_result",), id="glyphs", color="primary")
+                       v_show=("has_transform",), id="glyphs", color="primary")
             v3.VSlider(label="Step", v_model=("step",), min=0, max=("Math.max(step_count - 1, 0)",), step=1,
                        density="compact", hide_details=True, v_show=("step_count > 1",), id="step",
                        thumb_label=True)
@@ -289,7 +293,7 @@ class LearnRegWebApp:
         self._clear_result()
         self.layouts.set_layout("2D" if inputs.fixed.ndim == 2 else "3D")
         self._refresh_volumes(background=inputs.fixed_node, foreground=inputs.moving_node)
-        self.slicer_app.display_manager.reset_views()
+        self._fit_views()
         self.state.status = f"Loaded {inputs.names[0]} and {inputs.names[1]}: Run to register."
 
     async def _on_upload_chunk(self, files: list) -> None:
@@ -397,8 +401,7 @@ class LearnRegWebApp:
         self._refresh_volumes(background=registration.inputs.fixed_node, foreground=registration.warped_volume)
         self._show_tables()
         self.state.has_result = True
-        self.state.glyphs = True
-        self._on_glyphs(glyphs=True)
+        self._show_glyphs()
         steps = registration.steps
         self.state.step_count = 0 if steps is None else steps.browser.GetNumberOfItems()
         self.state.step = max(self.state.step_count - 1, 0)
@@ -430,10 +433,20 @@ class LearnRegWebApp:
             view.set_foreground_opacity(float(self.state.opacity))
 
     def _result_transform(self):
-        run = self.session.last_run
-        return None if run is None else run.registration.transform
+        """The latest result's transform: the run's, or in an opened bundle the last one LearnReg made."""
+        from learnreg.web.session import _nodes
 
-    def _on_glyphs(self, glyphs=None, **_) -> None:
+        if self.session.last_run is not None:
+            return self.session.last_run.registration.transform
+        made = [n for n in _nodes(self.slicer_app.scene, "vtkMRMLTransformNode") if n.GetAttribute("LearnReg.method")]
+        return made[-1] if made else None
+
+    def _show_glyphs(self) -> None:
+        self.state.has_transform = self._result_transform() is not None
+        self.state.glyphs = True
+        self._on_glyphs()
+
+    def _on_glyphs(self, **_) -> None:
         transform = self._result_transform()
         if transform is None:
             return
@@ -465,6 +478,7 @@ class LearnRegWebApp:
         displacement = next((p for n, p in proxies.items() if n.endswith("step displacement")), None)
         if warped is not None and displacement is not None and self.state.foreground != displacement.GetID():
             self._refresh_volumes(background=warped, foreground=displacement)
+            self._fit_views()
         self.state.status = f"Step {index + 1} of {self.state.step_count}"
 
     def _show_tables(self) -> None:
@@ -485,13 +499,23 @@ class LearnRegWebApp:
         self.layouts.set_layout("3D" if three_d else "2D")
         self._refresh_volumes(background=fixed, foreground=warped)
         self._show_tables()
+        self._show_glyphs()
         browser = self._browser()
         self.state.step_count = 0 if browser is None else browser.GetNumberOfItems()
         self.state.step = max(self.state.step_count - 1, 0)
-        self.slicer_app.display_manager.reset_views()
+        self._fit_views()
+
+    def _fit_views(self) -> None:
+        """Fit the views to the volumes now, and again once the page has laid out a changed layout (a view
+        fitted before the browser sized it keeps the old size's zoom)."""
+        reset = self.slicer_app.display_manager.reset_views
+        reset()
+        loop = asyncio.get_event_loop()
+        for delay in (0.5, 1.5):
+            loop.call_later(delay, reset)
 
     def _clear_result(self) -> None:
-        self.state.update({"has_result": False, "tables": [], "chart": "", "summary": "", "step_count": 0,
+        self.state.update({"has_result": False, "has_transform": False, "tables": [], "chart": "", "summary": "", "step_count": 0,
                            "step": 0, "progress": 0})
 
     def _show_error(self, error: Exception) -> None:
