@@ -123,6 +123,14 @@ def click_run(page) -> None:
     page.wait_for_function("old => document.querySelector('#status').innerText !== old", arg=old)
 
 
+def wait_error(page, naming: str) -> str:
+    """The error line the page shows once it names ``naming``."""
+    page.wait_for_function("naming => document.querySelector('#error').innerText.includes(naming)", arg=naming,
+                           timeout=RUN_SECONDS * 1000)
+    assert page.locator("#error").is_visible()
+    return page.inner_text("#error").strip()
+
+
 def table_rows(page, name: str) -> list[list[str]]:
     rows = page.locator(f'[data-table="{name}"] tbody tr')
     return [[cell.strip() for cell in rows.nth(i).locator("td").all_inner_texts()] for i in range(rows.count())]
@@ -225,12 +233,21 @@ def test_a_broken_upload_shows_the_command_line_s_message_and_the_app_keeps_serv
     cli = capsys.readouterr().err.strip().removeprefix("learnreg: error: ")
     page.click("#files-panel button")
     page.set_input_files("#upload", str(broken))
-    page.wait_for_selector("#error", state="visible")
-    assert page.inner_text("#error").strip() == cli.replace("fixed image", "uploaded image").replace(
+    assert wait_error(page, "broken.nii.gz") == cli.replace("fixed image", "uploaded image").replace(
         str(broken), "broken.nii.gz")
     shot(page, "09-upload-error.png")
     load_pair(page, "ratlung2d")  # still serving
     assert not page.locator("#error").is_visible()
+
+
+def test_a_file_over_the_upload_limit_is_refused_before_it_is_sent(page, tmp_path):
+    big = tmp_path / "big.nii.gz"
+    with open(big, "wb") as file:
+        file.truncate(51 * 2**20)  # the server runs with --max-upload-mb 50
+    page.click("#files-panel button")
+    page.set_input_files("#upload", str(big))
+    assert wait_error(page, "big.nii.gz") == ("big.nii.gz is 51 MB, over the upload limit of 50 MB; start the app "
+                                                 "with a larger --max-upload-mb, or put the file in the --data folder")
 
 
 def test_a_scene_written_by_the_command_line_opens_with_its_tables_and_steps(page, tmp_path):
@@ -240,8 +257,10 @@ def test_a_scene_written_by_the_command_line_opens_with_its_tables_and_steps(pag
                  "--out", str(tmp_path / "out"), "--quiet"]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     page.click("#files-panel button")
+    old = status(page)
     page.set_input_files("#upload", str(tmp_path / "out" / "scene.mrb"))
-    assert wait_status(page, "Opened", "Error").startswith("Opened scene.mrb")
+    page.wait_for_function("old => document.querySelector('#status').innerText !== old", arg=old)
+    assert wait_status(page, "Opened", "Error").startswith("Opened scene.mrb"), page.inner_text("#error")
     rows = table_rows(page, "r2n2 TRE per landmark")
     after = dict(zip(report["tre_mm"]["labels"], report["tre_mm"]["after"]["per_landmark"]))
     assert {row[0]: float(row[-1]) for row in rows} == pytest.approx(after, abs=2e-3)

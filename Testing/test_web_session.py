@@ -126,6 +126,8 @@ def test_one_run_at_a_time_and_a_cancel_leaves_the_scene_as_it_was(session):
     job = session.start_run("bspline", {"iterations": "400,400,400"})
     with pytest.raises(InputError, match="already running"):
         session.start_run("bspline", {})
+    with pytest.raises(InputError, match="a registration is running"):
+        session.load_inputs(InputChoice.sample("brain2d"))
     job.cancel()
     assert [e.kind for e in _wait(job) if e.kind != "progress"] == ["cancelled"]
     assert session.scene.GetNumberOfNodes() == before and session.last_run is None

@@ -198,9 +198,17 @@ class LearnRegWebApp:
                     v3.VFileInput(
                         label="Upload images, landmarks or a scene (.mrb)", multiple=True, density="compact",
                         hide_details=True, id="upload", disabled=("running || upload_busy",), prepend_icon="mdi-upload",
-                        change=(f"upload_busy = true; window.load_files_by_chunks($event.target.files, "
-                                f"{{trigger_name: '{self.ctrl.trigger_name(self._on_upload_chunk)}'}})"
-                                ".finally(() => { upload_busy = false; })"))
+                        change=self._upload_script())
+
+    def _upload_script(self) -> str:
+        """The file input's handler: files over the limit are not sent (the server says why); the others go in
+        chunks (trame-slicer's loader) to :meth:`_on_upload_chunk`."""
+        refused, chunk = self.ctrl.trigger_name(self._on_upload_refused), self.ctrl.trigger_name(self._on_upload_chunk)
+        return (f"const files = [...$event.target.files]; "
+                f"const big = files.find(f => f.size > {self.session.upload_limit}); "
+                f"if (big) {{ trigger('{refused}', [big.name, big.size]); }} "
+                f"else {{ upload_busy = true; window.load_files_by_chunks(files, {{trigger_name: '{chunk}'}})"
+                ".finally(() => { upload_busy = false; }); }")
 
     def _method_ui(self, v3, html) -> None:
         html.Div("Method", classes="text-subtitle-2 mb-1")
@@ -319,15 +327,7 @@ class LearnRegWebApp:
         self.state.flush()
 
     def _open_scene_upload(self, name: str, content: bytes) -> None:
-        import tempfile
-
-        if len(content) > self.session.upload_limit:
-            raise InputError(f"{name} is {len(content) / 2**20:.0f} MB, over the upload limit of "
-                             f"{self.session.upload_limit / 2**20:.0f} MB; start the app with a larger --max-upload-mb")
-        with tempfile.TemporaryDirectory(prefix="learnreg-web-scene-") as folder:
-            path = Path(folder) / "scene.mrb"
-            path.write_bytes(content)
-            self.session.open_scene(path)
+        self.session.open_uploaded_scene(name, content)
         self._loading = True
         try:
             self.state.update({"pair": None, **{role: None for role in INPUT_ROLES}})
@@ -337,6 +337,13 @@ class LearnRegWebApp:
         self._show_scene_result()
         self.state.error = ""
         self.state.status = f"Opened {name}."
+
+    def _on_upload_refused(self, name: str, size: int) -> None:
+        """The page found a file over the limit and did not send it."""
+        try:
+            self.session.check_upload_size(name, int(size))
+        except LearnRegError as error:
+            self._show_error(error)
 
     # ------------------------------------------------------------- runs
     async def run_or_cancel(self) -> None:

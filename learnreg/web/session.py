@@ -169,10 +169,7 @@ class WebSession:
             InputError: too large, an unknown kind of file, or a file that cannot be read.
         """
         name = _safe_name(name)
-        if len(content) > self.upload_limit:
-            raise InputError(f"{name} is {len(content) / 2**20:.0f} MB, over the upload limit of "
-                             f"{self.upload_limit / 2**20:.0f} MB; start the app with a larger --max-upload-mb, "
-                             "or put the file in the --data folder")
+        self.check_upload_size(name, len(content))
         suffix = _suffix(name)
         if not suffix:
             raise InputError(f"{name} is not a file the app reads; upload an image ({', '.join(IMAGE_SUFFIXES)}), "
@@ -193,6 +190,25 @@ class WebSession:
             shutil.rmtree(staging, ignore_errors=True)
         return f"upload:{name}"
 
+    def check_upload_size(self, name: str, size: int) -> None:
+        """Refuse an upload over the limit (the page checks the size before sending, then the server again)."""
+        if size > self.upload_limit:
+            raise InputError(f"{_safe_name(name)} is {size / 2**20:.0f} MB, over the upload limit of "
+                             f"{self.upload_limit / 2**20:.0f} MB; start the app with a larger --max-upload-mb, "
+                             "or put the file in the --data folder")
+
+    def open_uploaded_scene(self, name: str, content: bytes) -> None:
+        """Open an uploaded ``.mrb`` bundle (see :meth:`open_scene`)."""
+        self.check_upload_size(name, len(content))
+        with tempfile.TemporaryDirectory(prefix="learnreg-web-scene-") as folder:
+            path = Path(folder) / "scene.mrb"
+            path.write_bytes(content)
+            try:
+                self.open_scene(path)
+            except InputError:
+                raise InputError(f"{_safe_name(name)} is not a readable Slicer scene bundle; save the scene "
+                                 "again as .mrb") from None
+
     # ------------------------------------------------------------- inputs
     def load_inputs(self, choice: InputChoice):
         """Read the chosen files, check them as the command line does, and show them: the scene is cleared
@@ -204,6 +220,8 @@ class WebSession:
         from learnreg.slicer.inputs import SceneInputs
         from learnreg.slicer.run import add_input_nodes
 
+        if self.running:
+            raise InputError("a registration is running; wait for it or cancel it before choosing other inputs")
         if not choice.fixed or not choice.moving:
             raise InputError("choose both a fixed and a moving image")
         if choice.fixed == choice.moving:
