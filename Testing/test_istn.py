@@ -19,7 +19,8 @@ from learnreg.image import Grid, Image, load_image, save_image
 from learnreg.istn.method import VARIANTS
 from learnreg.istn.model import ISTNModel, full_resolution_field, refine
 from learnreg.istn.network import ISTNConfig, ISTNNetwork
-from learnreg.istn.objective import ISTNObjective, WorkingWarp, hard_dice
+from learnreg.istn.objective import ISTNObjective, WorkingWarp
+from learnreg.losses.label import hard_dice
 from learnreg.istn.transforms import AffineModel, BSplineModel, normalised_axis_positions, rotation_matrices
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image

@@ -23,12 +23,12 @@ import pytest
 from learnreg.methods import METHOD_MODULES, all_methods
 
 PACKAGE = Path(__file__).resolve().parents[1] / "learnreg"
-METHOD_PACKAGES = ("learnreg.classical", "learnreg.r2n2", "learnreg.istn", "learnreg.cnnregress")
+METHOD_PACKAGES = ("learnreg.classical", "learnreg.r2n2", "learnreg.istn", "learnreg.cnnregress", "learnreg.ddfnet")
 CORE = ("learnreg.device", "learnreg.errors", "learnreg.field", "learnreg.image", "learnreg.landmarks",
         "learnreg.layers", "learnreg.logs", "learnreg.losses", "learnreg.methods", "learnreg.metrics",
         "learnreg.model_files", "learnreg.options", "learnreg.progress", "learnreg.registration",
-        "learnreg.sample_data", "learnreg.synthetic", "learnreg.transformations", "learnreg.warp",
-        "learnreg.working")
+        "learnreg.sample_data", "learnreg.synthetic", "learnreg.transformations", "learnreg.velocity",
+        "learnreg.warp", "learnreg.working")
 SLICER_MODULES = ("R2Register", "ISTNRegister", "CNNRegress")
 
 

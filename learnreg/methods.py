@@ -20,6 +20,7 @@ METHOD_MODULES = (
     "learnreg.r2n2.method",
     "learnreg.istn.method",
     "learnreg.cnnregress.method",
+    "learnreg.ddfnet.method",
 )
 
 

@@ -87,12 +87,3 @@ class ISTNObjective(torch.nn.Module):
         stats["regulariser"] = self.network.transformation.regulariser(output.raw)
         loss = loss + self.regulariser_weight * stats["regulariser"]
         return loss, {k: v.detach() for k, v in stats.items()}
-
-
-def hard_dice(fixed_structures: torch.Tensor, warped_structures: torch.Tensor) -> torch.Tensor:
-    """Dice per pair and structure ``(B, S)`` of maps thresholded at 0.5 (1 where both are empty)."""
-    a, b = fixed_structures > 0.5, warped_structures > 0.5
-    dims = tuple(range(2, a.dim()))
-    overlap = (a & b).sum(dims).float()
-    total = (a.sum(dims) + b.sum(dims)).float()
-    return torch.where(total > 0, 2 * overlap / total.clamp_min(1), torch.ones_like(total))

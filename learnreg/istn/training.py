@@ -6,7 +6,7 @@ over a bank of real images with their label maps: each pair is an image and its 
 both. Validation pairs come from held-out images; the weights kept are those with the best validation
 Dice of the warped structures after one pass.
 
-Sections: :class:`StructureDataSettings` ``[data]``, :class:`~learnreg.istn.network.ISTNConfig`
+Sections: :class:`~learnreg.training.image_bank.StructureDataSettings` ``[data]``, :class:`~learnreg.istn.network.ISTNConfig`
 ``[model]``, :class:`~learnreg.training.pairs.PairSettings` ``[pairs]``, :class:`LossSettings` ``[loss]``,
 :class:`~learnreg.training.trainer.TrainingSettings` ``[training]`` and
 :class:`~learnreg.training.trainer.OutputSettings` ``[output]``.
@@ -26,33 +26,12 @@ from learnreg.errors import InputError
 from learnreg.field import jacobian_determinant
 from learnreg.istn.model import ISTNModel
 from learnreg.istn.network import ISTNConfig, ISTNNetwork
-from learnreg.istn.objective import ISTNObjective, WorkingWarp, hard_dice
-from learnreg.training.image_bank import DataSettings
+from learnreg.istn.objective import ISTNObjective, WorkingWarp
+from learnreg.losses.label import hard_dice
+from learnreg.training.image_bank import StructureDataSettings
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, validation_pairs
 from learnreg.training.trainer import OutputSettings, TrainingSettings, method_trainer, train, training_card
 from learnreg.working import zscore
-
-
-@dataclass
-class StructureDataSettings(DataSettings):
-    """The ``[data]`` section: :class:`~learnreg.training.image_bank.DataSettings` plus one label map per image
-    (``label_images``, ``validation_label_images``; same order, same grid) and the label values of each
-    structure of interest (``structure_labels``, e.g. ``[[1], [2, 3]]``: two structures, the second the
-    union of labels 2 and 3)."""
-
-    label_images: tuple[str, ...] = ()
-    validation_label_images: tuple[str, ...] = ()
-    structure_labels: tuple[tuple[int, ...], ...] = ()
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.label_images or not self.validation_label_images or not self.structure_labels:
-            raise InputError("ISTN training needs label_images, validation_label_images and structure_labels: "
-                             "every variant is evaluated on structures of interest, and all but stn-u train on them")
-
-    def label_options(self, validation: bool) -> dict:
-        return {"label_files": self.validation_label_images if validation else self.label_images,
-                "structure_labels": self.structure_labels}
 
 
 @dataclass

@@ -29,3 +29,12 @@ class LabelMSE(torch.nn.Module):
 def one_hot(labels: torch.Tensor, values) -> torch.Tensor:
     """Integer label map ``(B, 1, *spatial)`` to ``(B, len(values), *spatial)`` float channels."""
     return torch.cat([(labels == v).to(torch.float32) for v in values], dim=1)
+
+
+def hard_dice(fixed_structures: torch.Tensor, warped_structures: torch.Tensor) -> torch.Tensor:
+    """Dice per pair and structure ``(B, S)`` of maps thresholded at 0.5 (1 where both are empty)."""
+    a, b = fixed_structures > 0.5, warped_structures > 0.5
+    dims = tuple(range(2, a.dim()))
+    overlap = (a & b).sum(dims).float()
+    total = (a.sum(dims) + b.sum(dims)).float()
+    return torch.where(total > 0, 2 * overlap / total.clamp_min(1), torch.ones_like(total))

@@ -191,3 +191,25 @@ class DataSettings:
                                    **self.label_options(validation))
 
         return bank(self.images, False), bank(self.validation_images, True)
+
+
+@dataclass
+class StructureDataSettings(DataSettings):
+    """The ``[data]`` section: :class:`DataSettings` plus one label map per image
+    (``label_images``, ``validation_label_images``; same order, same grid) and the label values of each
+    structure of interest (``structure_labels``, e.g. ``[[1], [2, 3]]``: two structures, the second the
+    union of labels 2 and 3)."""
+
+    label_images: tuple[str, ...] = ()
+    validation_label_images: tuple[str, ...] = ()
+    structure_labels: tuple[tuple[int, ...], ...] = ()
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.label_images or not self.validation_label_images or not self.structure_labels:
+            raise InputError("this training needs label_images, validation_label_images and structure_labels: "
+                             "it is evaluated on structures of interest (and may train on them)")
+
+    def label_options(self, validation: bool) -> dict:
+        return {"label_files": self.validation_label_images if validation else self.label_images,
+                "structure_labels": self.structure_labels}

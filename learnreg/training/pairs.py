@@ -75,13 +75,13 @@ class PairSettings:
 @dataclass
 class PairBatch:
     """Fixed and moving images ``(B, 1, *spatial)`` in [0, 1], the true pull field ``(B, ndim, *spatial)`` in
-    the training grid's units, for each pair the millimetres one such unit stands for, ``(B,)`` (its bank
-    image's working spacing over the training grid's spacing), and the structure maps ``(B, S, *spatial)``
-    of both images when the bank has them."""
+    the training grid's units (None for pairs of different images, whose field nobody knows), for each pair
+    the millimetres one such unit stands for, ``(B,)`` (its bank image's working spacing over the training
+    grid's spacing), and the structure maps ``(B, S, *spatial)`` of both images when the bank has them."""
 
     fixed: torch.Tensor
     moving: torch.Tensor
-    true_field: torch.Tensor
+    true_field: Optional[torch.Tensor]
     mm_per_unit: torch.Tensor
     fixed_structures: Optional[torch.Tensor] = None
     moving_structures: Optional[torch.Tensor] = None
@@ -139,6 +139,27 @@ def random_pairs(bank: ImageBank, batch: int, grid: Grid, settings: PairSettings
         structures = {"fixed_structures": fixed[:, 1:], "moving_structures": sources[:, 1:]}
     return PairBatch(_augment(fixed[:, :1], settings, rng), _augment(sources[:, :1], settings, rng), fields,
                      bank.spacing_mm[picks] / grid.spacing[0], **structures)
+
+
+def unpaired_pairs(bank: ImageBank, batch: int, grid: Grid, settings: PairSettings,
+                   rng: np.random.Generator) -> PairBatch:
+    """``batch`` pairs of two different bank images (inter-subject registration; slices of one volume count as
+    different images), each randomly flipped as a whole and intensity-augmented independently; no true field.
+    ``settings``' deformation values are not used."""
+    if len(bank) < 2:
+        raise InputError("unpaired training pairs need a bank of at least two images")
+    first = rng.integers(0, len(bank), batch)
+    second = (first + rng.integers(1, len(bank), batch)) % len(bank)  # never the same image
+    fixed, moving = bank.images[torch.from_numpy(first)].float(), bank.images[torch.from_numpy(second)].float()
+    if settings.flips:
+        for axis in range(2, 2 + grid.ndim):
+            flip = torch.from_numpy(rng.random(batch) < 0.5)
+            fixed[flip], moving[flip] = fixed[flip].flip(axis), moving[flip].flip(axis)
+    structures = {}
+    if bank.structures:
+        structures = {"fixed_structures": fixed[:, 1:], "moving_structures": moving[:, 1:]}
+    return PairBatch(_augment(fixed[:, :1], settings, rng), _augment(moving[:, :1], settings, rng), None,
+                     bank.spacing_mm[torch.from_numpy(first)] / grid.spacing[0], **structures)
 
 
 def training_grid(ndim: int, size: int) -> Grid:

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 from typing import Callable, Optional
 
-from learnreg.errors import InputError, LearnRegError
-from learnreg.web.session import DOWNLOADS, DEFAULT_UPLOAD_LIMIT, InputChoice, WebSession
+from learnreg.errors import LearnRegError
+from learnreg.web.session import DEFAULT_UPLOAD_LIMIT, DOWNLOADS, InputChoice, WebSession
 
 LOG = logging.getLogger("learnreg.web")
 #: the page's inputs, in the order the panel lists them
