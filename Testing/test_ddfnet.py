@@ -179,3 +179,14 @@ def test_the_network_warps_as_the_warper_does():
     image = torch.arange(256.0).view(1, 1, 16, 16)
     warped = Warper(grid, grid)(image, field)
     assert torch.allclose(warped[0, 0, 5, 3], image[0, 0, 5, 5])
+
+
+def test_every_module_offers_ddfnet_after_the_classical_methods_once_its_weights_are_installed(tmp_path, monkeypatch):
+    from learnreg.slicer.module_logic import module_methods
+
+    monkeypatch.setattr("learnreg.ddfnet.registrar.shipped_weights", lambda ndim, output: tmp_path / f"{ndim}.pt")
+    assert "ddfnet" not in module_methods("istn")
+    (tmp_path / "2.pt").write_bytes(b"weights")
+    for module in ("r2n2", "istn", "cnnregress"):
+        methods = module_methods(module)
+        assert methods[-1] == "ddfnet" and methods.index("bspline") < methods.index("ddfnet")

@@ -42,6 +42,11 @@ def benchmark_summary(card: dict) -> dict:
         shown = {f"{group}: {m}" for m in ("identity", model["variant"], f"{model['variant']} refined",
                                            "structures direct", "sitk_bspline", "ants_syn")}
         rows = [r for r in rows if r["method"] in shown]
+    elif card["method"] == "ddfnet":
+        keys = ("tre_before_mean", "tre_mean", "dice_mean", "hd95_mean", "percent_nonpositive_jacobian", "seconds",
+                "parameters")
+        shown = ("identity", "shipped svf", "shipped svf refined", "bspline", "sitk_demons", "ants_syn")
+        rows = [r for r in rows if r["method"] in shown and model["ndim"] == 2 and model["output"] == "svf"]
     elif card["method"] == "cnnregress":
         keys = ("tre_mean", "dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
         # the CNNRegress benchmark is 3D; its synthetic cases have landmarks (TRE) as well as labels
@@ -152,6 +157,35 @@ def cnnregress_parts(card: dict) -> dict:
     }
 
 
+def ddfnet_parts(card: dict) -> dict:
+    model, t, best = card["model"], card["training"], card["validation"]["best"]
+    output = {"ddf": "a dense displacement field", "svf": f"a static velocity field, integrated by scaling and "
+              f"squaring ({model['squarings']} squarings)", "affine": "an affine map (GlobalNet head)"}[model["output"]]
+    loss = t["loss"]
+    terms = [f"{loss['image_weight']} x {loss['image_loss']}" if loss["mode"] != "weak" else None,
+             f"{loss['label_weight']} x (1 - soft Dice of one structure sampled per pair)" if loss["mode"] != "unsupervised"
+             else None, f"{loss['regulariser_weight']} x {loss['regulariser']} energy of the field (working voxels)"]
+    return {
+        "model": [f"- Encoder-decoder (LocalNet / U-Net family), channels {model['channels']}, output: {output}; "
+                  f"{card['network_parameters']:,} network parameters.",
+                  f"- Working grid {model['working_size']}^{model['ndim']} voxels covering the fixed image; the field "
+                  "is interpolated onto the full-resolution fixed grid."],
+        "loss": f"DeepReg's {loss['mode']} training: " + " + ".join(x for x in terms if x),
+        "kept": "the best validation " + ("1 - Dice" if loss["mode"] != "unsupervised" else "image loss"),
+        "validation": ["## Validation (held-out subject, synthetic pairs; Dice of the structures, thresholded at 0.5)",
+                       "", f"- Before registration {best['val_dice_before']:.3f}, after one pass {best['val_dice']:.3f}; "
+                       f"field error {best.get('val_field_error_voxels', float('nan')):.2f} working voxels; folding "
+                       f"{best['val_folding_percent']:.3f} % of pixels."],
+        "columns": [("TRE before", "tre_before_mean", 2), ("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3),
+                    ("HD95 (mm)", "hd95_mean", 2)],
+        "use": f"`learnreg register --method ddfnet -o output={model['output']} ...`, or any LearnReg module in "
+               "Slicer and the web app (listed after the classical methods); refined by the shared B-spline optimiser "
+               "by default (`-o refine=none`: one pass). Limits: trained on 2D slices of one T1 brain (Colin27) "
+               "with synthetic deformations of three families, an affine part and intensity augmentation; other "
+               "anatomy or modalities are outside what it has seen.",
+    }
+
+
 def stages(card: dict) -> list[dict]:
     """The cards of the runs that made these weights, first run first (a run that started from saved
     weights holds their card under ``training.initial_weights.card``)."""
@@ -182,7 +216,8 @@ def stage_lines(card: dict, name: str) -> list[str]:
 
 
 def markdown(card: dict, name: str, has_curve: bool) -> str:
-    parts = {"istn": istn_parts, "cnnregress": cnnregress_parts}.get(card["method"], r2n2_parts)(card)
+    parts = {"istn": istn_parts, "cnnregress": cnnregress_parts, "ddfnet": ddfnet_parts}.get(card["method"],
+                                                                                           r2n2_parts)(card)
     t, d, best = card["training"], card["data"], card["validation"]["best"]
     lines = [f"# Model card: {card['title']} (`{card['weights_file']}`)", "",
              f"Method `{card['method']}`; weights format version {card['format_version']}; "

@@ -16,6 +16,9 @@ from typing import Callable, Optional
 
 #: classical methods every module offers (as baseline, and until its own network is installed)
 CLASSICAL_METHODS = ("bspline", "affine", "ddf")
+#: learned methods every module offers once their weights are installed, after its own network (DeepReg's
+#: registration network has no module of its own)
+SHARED_NETWORKS = ("ddfnet",)
 
 #: presets: name -> method options (the empty preset is each method's defaults)
 PRESETS = {
@@ -83,13 +86,18 @@ def requirement_message(missing: list[str]) -> str:
 
 # ----------------------------------------------------------------- methods and options
 def module_methods(network_method: Optional[str]) -> list[str]:
-    """Methods a module offers: its own network first when installed with its weights, then the classical ones.
-    Imports the registrars (and so torch): call it off the GUI thread."""
+    """Methods a module offers: its own network first when installed with its weights, then the classical ones,
+    then the shared networks that are installed. Imports the registrars (and so torch): call it off the GUI
+    thread."""
     from learnreg.registration import available_methods
 
     installed = available_methods()
-    own = [network_method] if network_method in installed and installed[network_method].ready() else []
-    return own + [m for m in CLASSICAL_METHODS if m in installed]
+
+    def ready(name: str) -> bool:
+        return name in installed and installed[name].ready()
+
+    own = [network_method] if ready(network_method) else []
+    return own + [m for m in CLASSICAL_METHODS if m in installed] + [m for m in SHARED_NETWORKS if ready(m)]
 
 
 def supported_options(method: str, values: dict) -> dict:
