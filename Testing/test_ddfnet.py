@@ -8,15 +8,16 @@ import pytest
 import torch
 from conftest import tiny_training_sections
 
-from learnreg.ddfnet.model import DDFNetModel
+from learnreg.ddfnet.model import DDFNetModel, shipped_weights
 from learnreg.ddfnet.network import DDFNet, DDFNetConfig
 from learnreg.ddfnet.registrar import affine_matrix_lps
 from learnreg.ddfnet.training import DDFNetObjective, LossSettings, sample_one_structure
 from learnreg.errors import InputError
 from learnreg.field import jacobian_determinant
 from learnreg.image import Grid, Image, load_image, save_image
+from learnreg.metrics import folding, tre
 from learnreg.registration import create_registrar
-from learnreg.sample_data import sample_image
+from learnreg.sample_data import sample_image, sample_pairs
 from learnreg.training.pairs import PairBatch, training_grid
 from learnreg.velocity import exponentiate
 from learnreg.warp import Warper
@@ -190,3 +191,28 @@ def test_every_module_offers_ddfnet_after_the_classical_methods_once_its_weights
     for module in ("r2n2", "istn", "cnnregress"):
         methods = module_methods(module)
         assert methods[-1] == "ddfnet" and methods.index("bspline") < methods.index("ddfnet")
+
+
+SHIPPED_2D = pytest.mark.skipif(not shipped_weights(2, "svf").is_file(), reason="no shipped 2D ddfnet weights "
+                                "(learnreg train ddfnet --config Resources/Models/ddfnet_2d.toml)")
+
+
+@SHIPPED_2D
+def test_shipped_weights_are_checked_against_their_card():
+    model = DDFNetModel.load(shipped_weights(2, "svf"))
+    assert model.config.output == "svf" and model.card["training"]["iterations"] >= 1000
+    best = model.card["validation"]["best"]
+    assert best["val_dice"] > best["val_dice_before"] and best["val_folding_percent"] < 0.1
+
+
+@SHIPPED_2D
+def test_one_pass_at_least_halves_tre_on_the_held_out_2d_pair_and_refinement_lowers_it_further():
+    """brain2d (ITK's BrainT1Slice) was never in training or validation (Colin27 and INIA19 slices)."""
+    fixed, moving, landmarks = sample_pairs()["brain2d"].load()
+    one_pass = create_registrar("ddfnet", ONE_PASS).register(fixed, moving)
+    before = tre(landmarks.fixed, landmarks.moving)["mean"]
+    after = tre(landmarks.fixed, landmarks.moving, one_pass.field)["mean"]
+    assert after <= 0.5 * before, (before, after)
+    assert folding(one_pass.field)["percent_nonpositive_jacobian"] == 0
+    refined = create_registrar("ddfnet").register(fixed, moving)
+    assert tre(landmarks.fixed, landmarks.moving, refined.field)["mean"] < after

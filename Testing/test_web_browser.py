@@ -185,7 +185,7 @@ def test_scrubbing_r2n2_s_steps_changes_the_overlay(page):
     assert first != before and fourth != first
 
 
-@pytest.mark.parametrize("method", ["istn", "cnnregress"])
+@pytest.mark.parametrize("method", ["istn", "cnnregress", "ddfnet"])
 def test_each_learned_method_runs_from_the_page(page, method):
     load_pair(page, "brain2d")
     done = run(page, method)

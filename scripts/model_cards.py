@@ -174,7 +174,8 @@ def ddfnet_parts(card: dict) -> dict:
         "kept": "the best validation " + ("1 - Dice" if loss["mode"] != "unsupervised" else "image loss"),
         "validation": ["## Validation (held-out subject, synthetic pairs; Dice of the structures, thresholded at 0.5)",
                        "", f"- Before registration {best['val_dice_before']:.3f}, after one pass {best['val_dice']:.3f}; "
-                       f"field error {best.get('val_field_error_voxels', float('nan')):.2f} working voxels; folding "
+                       f"mean field error {best.get('val_field_error_voxels', float('nan')):.2f} working voxels over the "
+                       "whole working grid (the background included, where no image constrains the field); folding "
                        f"{best['val_folding_percent']:.3f} % of pixels."],
         "columns": [("TRE before", "tre_before_mean", 2), ("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3),
                     ("HD95 (mm)", "hd95_mean", 2)],

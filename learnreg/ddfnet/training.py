@@ -153,7 +153,8 @@ class DDFNetObjective(torch.nn.Module):
 
 def validation_scores(objective: DDFNetObjective, pairs: list[PairBatch]) -> dict:
     """Mean structure Dice before and after one pass, ``val_dice_loss`` (1 - Dice after), the image loss, the
-    error of the field against the true one (synthetic pairs; working voxels) and folding (%)."""
+    mean error of the field against the true one over the whole grid (synthetic pairs; working voxels; the
+    background, where no image constrains the field, included) and folding (%)."""
     network, warper = objective.network, objective.warper
     before, after, image, error, folds = [], [], [], [], []
     for batch in pairs:

@@ -88,7 +88,8 @@ class LearnRegWebApp:
         self.session = WebSession(self.slicer_app.scene, data_dir, upload_limit)
         self.initial_pair = initial_pair
         self._upload_parts: list = []
-        self._watcher: Optional[asyncio.Task] = None  # the task following the running job
+        # the task following the running job, referenced here because the event loop holds tasks only weakly
+        self._watcher: Optional[asyncio.Task] = None
         self._loading = False
         self._init_state()
         self._build_ui()
