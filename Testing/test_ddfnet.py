@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import tiny_training_sections
+from conftest import fit_objective, tiny_structure_data_section, tiny_training_sections
 
 from learnreg.ddfnet.model import DDFNetModel, shipped_weights
 from learnreg.ddfnet.network import DDFNet, DDFNetConfig
@@ -14,7 +14,7 @@ from learnreg.ddfnet.registrar import affine_matrix_lps
 from learnreg.ddfnet.training import DDFNetObjective, LossSettings, sample_one_structure
 from learnreg.errors import InputError
 from learnreg.field import jacobian_determinant
-from learnreg.image import Grid, Image, load_image, save_image
+from learnreg.image import Grid, Image, load_image
 from learnreg.metrics import folding, tre
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image, sample_pairs
@@ -107,33 +107,14 @@ def test_each_training_mode_lowers_its_loss_on_a_tiny_pair(mode):
     objective = DDFNetObjective(network, training_grid(2, 16), LossSettings(mode=mode, image_loss="mse",
                                                                             regulariser_weight=0.01))
     batch = sample_one_structure(_tiny_batch(), np.random.default_rng(0))
-    optimiser = torch.optim.Adam(objective.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(60):
-        loss, stats = objective(batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses, stats = fit_objective(objective, batch, 60)
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
     assert ("image_loss" in stats) == (mode != "weak") and ("label_loss" in stats) == (mode != "unsupervised")
 
 
 def _tiny_training_config(tmp_path, pairing: str = "synthetic") -> str:
-    volume = load_image(sample_image("colin27_t1_3mm"))
-    labels = load_image(sample_image("colin27_tissue_3mm"))
-    save_image(volume, tmp_path / "t1.nii.gz")
-    save_image(labels, tmp_path / "t1_labels.nii.gz")
     config = tmp_path / "ddfnet.toml"
-    config.write_text(f"""
-[data]
-images = ["t1.nii.gz"]
-label_images = ["t1_labels.nii.gz"]
-validation_images = ["t1.nii.gz"]
-validation_label_images = ["t1_labels.nii.gz"]
-structure_labels = [[2], [3]]
-slice_step_mm = 12.0
-
+    config.write_text(tiny_structure_data_section(tmp_path, 12.0) + f"""
 [model]
 ndim = 2
 working_size = 16

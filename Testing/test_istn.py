@@ -4,7 +4,6 @@ registrar, label-carrying image banks and training from a configuration."""
 from __future__ import annotations
 
 import dataclasses
-
 import json
 import math
 from pathlib import Path
@@ -12,23 +11,33 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import (
+    fit_objective,
+    labelled_volume,
+    tiny_structure_data_section,
+    tiny_training_sections,
+)
 
-from conftest import tiny_training_sections
 from learnreg.errors import InputError
-from learnreg.image import Grid, Image, load_image, save_image
+from learnreg.image import Grid, Image, load_image
 from learnreg.istn.method import VARIANTS
 from learnreg.istn.model import ISTNModel, full_resolution_field, refine
 from learnreg.istn.network import ISTNConfig, ISTNNetwork
 from learnreg.istn.objective import ISTNObjective, WorkingWarp
+from learnreg.istn.transforms import (
+    AffineModel,
+    BSplineModel,
+    normalised_axis_positions,
+    rotation_matrices,
+)
 from learnreg.losses.label import hard_dice
-from learnreg.istn.transforms import AffineModel, BSplineModel, normalised_axis_positions, rotation_matrices
+from learnreg.options import parse_options
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image
+from learnreg.synthetic import FIELD_FAMILIES
 from learnreg.training.config import apply_overrides
 from learnreg.training.image_bank import ImageBank
 from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid
-from learnreg.synthetic import FIELD_FAMILIES
-from learnreg.options import parse_options
 from learnreg.warp import Warper
 from learnreg.working import to_working, working_grid
 
@@ -168,14 +177,7 @@ def test_each_training_loss_decreases_on_a_tiny_pair(variant, transformation):
     network = ISTNNetwork(tiny_config(variant=variant, transformation=transformation))
     objective = ISTNObjective(network, training_grid(2, 16), regulariser_weight=0.01)
     batch = _tiny_batch()
-    optimiser = torch.optim.Adam(objective.parameters(), lr=3e-3)
-    losses = []
-    for _ in range(40):
-        loss, stats = objective(batch)
-        optimiser.zero_grad()
-        loss.backward()
-        optimiser.step()
-        losses.append(float(loss.detach()))
+    losses, stats = fit_objective(objective, batch, 40)
     assert np.isfinite(losses).all() and losses[-1] < 0.8 * losses[0]
     assert "structure_mse" in stats and ("regulariser" in stats)
 
@@ -198,20 +200,8 @@ def test_refinement_lowers_its_loss_and_keeps_the_best():
 
 
 # ----------------------------------------------------------------- data with structures
-def _labelled_volume(folder: Path) -> tuple[Path, Path]:
-    """The bundled Colin27 at 3 mm with three intensity classes as labels (1 dark .. 3 bright)."""
-    image = load_image(sample_image("colin27_t1_3mm"))
-    array = np.asarray(image.array, dtype=np.float32)
-    brain = array > 0.1 * np.percentile(array, 99)
-    cuts = np.percentile(array[brain], [33, 66])
-    labels = np.where(brain, 1 + np.digitize(array, cuts), 0).astype(np.uint8)
-    save_image(image, folder / "t1.nii.gz")
-    save_image(Image(labels, image.grid), folder / "t1_labels.nii.gz")
-    return folder / "t1.nii.gz", folder / "t1_labels.nii.gz"
-
-
 def test_bank_carries_structures_and_pairs_warp_them_with_the_true_field(tmp_path):
-    image, labels = _labelled_volume(tmp_path)
+    image, labels = labelled_volume(tmp_path)
     bank = ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, slice_step_mm=12,
                            label_files=[str(labels)], structure_labels=[[2], [3]])
     assert bank.structures == 2 and bank.images.shape[1:] == (3, 16, 16)
@@ -230,7 +220,7 @@ def test_bank_carries_structures_and_pairs_warp_them_with_the_true_field(tmp_pat
 
 
 def test_pairs_draw_every_deformation_family_and_augment_intensities(tmp_path):
-    image, _ = _labelled_volume(tmp_path)
+    image, _ = labelled_volume(tmp_path)
     bank = ImageBank.build([str(image)], 2, lambda g: working_grid(g, 16), to_working, slice_step_mm=12)
     grid = training_grid(2, 16)
     plain = PairSettings(noise=0.0, gamma=0.0, flips=False)
@@ -259,17 +249,8 @@ def test_configuration_overrides():
 
 
 def _tiny_training_config(folder: Path, variant: str = "istn-i") -> Path:
-    image, labels = _labelled_volume(folder)
     config = folder / "istn.toml"
-    config.write_text(f"""
-[data]
-images = ["{image.name}"]
-label_images = ["{labels.name}"]
-validation_images = ["{image.name}"]
-validation_label_images = ["{labels.name}"]
-structure_labels = [[2], [3]]
-slice_step_mm = 15.0
-
+    config.write_text(tiny_structure_data_section(folder, 15.0) + f"""
 [model]
 ndim = 2
 working_size = 16

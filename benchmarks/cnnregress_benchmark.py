@@ -35,8 +35,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from harness import KMEANS_IMAGE, KMEANS_LABELS, KMEANS_MASK, Case, other_contrast, require, run_benchmark, \
-    write_results  # noqa: E402
+from harness import KMEANS_IMAGE, KMEANS_LABELS, KMEANS_MASK, Case, TargetTable, mean, other_contrast, require, \
+    run_benchmark, write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
 from learnreg.cnnregress.model import shipped_weights  # noqa: E402
@@ -108,35 +108,29 @@ def cnn_runner(options: dict, device: str):
     return run
 
 
-def mean(rows, method, key, cases=None):
-    values = [r[key] for r in rows if r["method"] == method and key in r and (cases is None or r["case"] in cases)]
-    return float(np.mean(values)) if values else float("nan")
-
 
 def targets(rows: list[dict]) -> list[str]:
-    lines = ["| target | measured | goal | |", "|---|---|---|---|"]
-
-    def line(name, value, goal, met):
-        lines.append(f"| {name} | {value} | {goal} | {'met' if met else 'NOT met'} |")
+    table = TargetTable()
 
     peers = [m for m in ("ants_syn", "sitk_demons") if any(r["method"] == m for r in rows)]
     dice = {m: mean(rows, m, "dice_mean") for m in [DEFAULT, *peers]}
     best = max(peers, key=lambda m: dice[m])
-    line("Dice within 0.02 of the better peer (mean over cases)",
-         f"{dice[DEFAULT]:.3f} vs {best} {dice[best]:.3f}", ">= peer - 0.02", dice[DEFAULT] >= dice[best] - 0.02)
+    table.add("Dice within 0.02 of the better peer (mean over cases)",
+              f"{dice[DEFAULT]:.3f} vs {best} {dice[best]:.3f}", ">= peer - 0.02", dice[DEFAULT] >= dice[best] - 0.02)
     tre = {m: mean(rows, m, "tre_mean") for m in [DEFAULT, *peers]}
     best_tre = min(peers, key=lambda m: tre[m])
-    line("TRE within 10 % of the better peer (synthetic cases)", f"{tre[DEFAULT]:.2f} vs {best_tre} "
-         f"{tre[best_tre]:.2f} mm", "<= 1.1 x peer", tre[DEFAULT] <= 1.1 * tre[best_tre])
+    table.add("TRE within 10 % of the better peer (synthetic cases)", f"{tre[DEFAULT]:.2f} vs {best_tre} "
+              f"{tre[best_tre]:.2f} mm", "<= 1.1 x peer", tre[DEFAULT] <= 1.1 * tre[best_tre])
     seconds = {m: mean(rows, m, "seconds") for m in [DEFAULT, *peers]}
-    line("faster than " + " and ".join(peers) + " on this CPU", ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()),
-         "fastest", all(seconds[DEFAULT] < seconds[m] for m in peers))
+    table.add("faster than " + " and ".join(peers) + " on this CPU",
+              ", ".join(f"{m} {s:.1f} s" for m, s in seconds.items()),
+              "fastest", all(seconds[DEFAULT] < seconds[m] for m in peers))
     network, spline = mean(rows, DEFAULT, "network_s"), mean(rows, DEFAULT, "spline_s")
-    line("thin-plate spline cheaper than the network", f"spline {spline:.2f} s, network {network:.2f} s",
-         "spline < network", spline < network)
+    table.add("thin-plate spline cheaper than the network", f"spline {spline:.2f} s, network {network:.2f} s",
+              "spline < network", spline < network)
     if "ants_syn" not in peers:
-        line("ANTs SyN in the same run", "antspyx environment missing (scripts/setup_peers.sh)", "run", False)
-    return lines
+        table.add("ANTs SyN in the same run", "antspyx environment missing (scripts/setup_peers.sh)", "run", False)
+    return table.lines
 
 
 def figure(case: Case, device: str, path: Path) -> None:

@@ -10,7 +10,8 @@ Held-out cases (no training or validation read them): slices of the ITK KmeansTe
 than the Colin27 the models trained on) with k-means tissue labels (CSF, grey and white matter), each with a
 synthetic deformation of a family drawn per case (B-spline, dense smoothed noise, local large motions) and an
 affine part, exact landmarks and the labels warped alike; and the bundled ``brain2d`` pair (ITK's
-BrainT1Slice). Metrics: TRE (mm), Dice and HD95 of the tissue labels, folding, wall time.
+BrainT1Slice); with shipped 3D weights also the bundled ``head3d`` pair (KmeansTest, exact landmarks) for the 3D
+model against the same peers. Metrics: TRE (mm), Dice and HD95 of the tissue labels, folding, wall time.
 
 Writes benchmarks/results/ddfnet.json and ddfnet.md with the issue's targets stated as met or not.
 Needs scripts/get_training_data.sh, scripts/make_tissue_labels.py and the four comparison runs (the commands
@@ -31,10 +32,11 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, learnreg_runner, other_contrast, require, run_benchmark, \
-    write_results  # noqa: E402
+from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, TargetTable, learnreg_runner, mean, other_contrast, require, \
+    run_benchmark, write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
+from learnreg.ddfnet.model import shipped_weights  # noqa: E402
 from learnreg.image import load_image  # noqa: E402
 from learnreg.sample_data import sample_pairs  # noqa: E402
 from learnreg.synthetic import FIELD_FAMILIES, make_pair  # noqa: E402
@@ -70,13 +72,16 @@ def build_cases(quick: bool) -> list[Case]:
     return cases
 
 
-def runners() -> dict:
+def runners(ndim: int) -> dict:
+    """The 2D runs: the four comparison models (one pass), the shipped model (one pass, refined) and the peers;
+    the 3D runs: the shipped 3D model and the peers."""
     out = {}
-    for name, weights in COMPARISON.items():
-        if not weights.is_file():
-            output, mode = name.split()
-            sys.exit(f"{weights} is missing: {TRAIN_COMMAND.format(output=output, mode=mode)}")
-        out[name] = learnreg_runner("ddfnet", {**ONE_PASS, "weights": str(weights)})
+    if ndim == 2:
+        for name, weights in COMPARISON.items():
+            if not weights.is_file():
+                output, mode = name.split()
+                sys.exit(f"{weights} is missing: {TRAIN_COMMAND.format(output=output, mode=mode)}")
+            out[name] = learnreg_runner("ddfnet", {**ONE_PASS, "weights": str(weights)})
     out["shipped svf"] = learnreg_runner("ddfnet", ONE_PASS)
     out["shipped svf refined"] = learnreg_runner("ddfnet")
     out["bspline"] = learnreg_runner("bspline")
@@ -86,57 +91,55 @@ def runners() -> dict:
     return out
 
 
-def mean(rows, method, key, cases=None):
-    values = [r[key] for r in rows if r["method"] == method and key in r and (cases is None or r["case"] in cases)]
-    return float(np.mean(values)) if values else float("nan")
-
-
-def targets(rows: list[dict]) -> list[str]:
-    lines = ["| target | measured | goal | |", "|---|---|---|---|"]
-
-    def line(name, value, goal, met):
-        lines.append(f"| {name} | {value} | {goal} | {'met' if met else 'NOT met'} |")
-
+def targets(rows: list[dict], rows_3d: list[dict]) -> list[str]:
+    table = TargetTable()
     dice = {m: mean(rows, f"svf {m}", "dice_mean") for m in ("unsupervised", "weak", "combined")}
-    line("combined training beats unsupervised and weakly supervised on held-out Dice (svf, 2,000 steps each)",
-         ", ".join(f"{m} {d:.3f}" for m, d in dice.items()), "combined highest",
-         dice["combined"] > max(dice["unsupervised"], dice["weak"]))
-    svf_fold = max(mean(rows, m, "percent_nonpositive_jacobian") for m in rows_methods(rows) if m.startswith(("svf",
-                                                                                                         "shipped svf")))
-    line("the svf output has no folding (largest mean % det J <= 0 of the svf rows)", f"{svf_fold:.4f} %", "0",
-         svf_fold == 0)
-    ddf_fold = mean(rows, "ddf combined", "percent_nonpositive_jacobian")
-    lines.append(f"| ddf output's folding, for comparison | {ddf_fold:.4f} % | | |")
-    one_pass, demons = mean(rows, "shipped svf", "seconds"), mean(rows, "sitk_demons", "seconds")
-    line("one pass faster than Demons on the same pair (2D; no 3D weights yet)", f"{one_pass:.2f} vs {demons:.2f} s",
-         "faster", one_pass < demons)
-    refined, bspline = mean(rows, "shipped svf refined", "tre_mean"), mean(rows, "bspline", "tre_mean")
-    line("refined, TRE within 1.1 x our bspline", f"{refined:.3f} vs {bspline:.3f} mm", "<= 1.1 x",
-         refined <= 1.1 * bspline)
-    halving = [r["case"] for r in rows if r["method"] == "shipped svf" and "tre_mean" in r
-               and r["tre_mean"] > 0.5 * r["tre_before_mean"]]
-    line("one pass at least halves TRE on every held-out case", ", ".join(halving) or "every case halved",
-         "every case", not halving)
-    return lines
-
-
-def rows_methods(rows: list[dict]) -> list[str]:
-    return list(dict.fromkeys(r["method"] for r in rows))
+    table.add("combined training beats unsupervised and weakly supervised on held-out Dice (2D svf, 2,000 steps)",
+              ", ".join(f"{m} {d:.3f}" for m, d in dice.items()), "combined highest",
+              dice["combined"] > max(dice["unsupervised"], dice["weak"]))
+    svf_rows = [m for m in dict.fromkeys(r["method"] for r in rows + rows_3d) if m.startswith(("svf", "shipped svf"))
+                and not m.endswith("refined")]
+    svf_fold = max(mean(rows + rows_3d, m, "percent_nonpositive_jacobian") for m in svf_rows)
+    table.add("the svf output has no folding (largest mean % det J <= 0 of the one-pass svf rows)",
+              f"{svf_fold:.4f} %", "0", svf_fold == 0)
+    table.lines.append(f"| ddf output's folding, for comparison | "
+                       f"{mean(rows, 'ddf combined', 'percent_nonpositive_jacobian'):.4f} % | | |")
+    if rows_3d:
+        one_pass, demons = mean(rows_3d, "shipped svf", "seconds"), mean(rows_3d, "sitk_demons", "seconds")
+        table.add("one pass faster than Demons on the same 3D pair (head3d)", f"{one_pass:.2f} vs {demons:.2f} s",
+                  "faster", one_pass < demons)
+    else:
+        table.add("one pass faster than Demons on the same 3D pair", "no shipped 3D weights", "faster", False)
+    for label, part in (("2D", rows), ("3D", rows_3d)):
+        if not part:
+            continue
+        refined, bspline = mean(part, "shipped svf refined", "tre_mean"), mean(part, "bspline", "tre_mean")
+        table.add(f"refined, TRE within 1.1 x our bspline ({label})", f"{refined:.3f} vs {bspline:.3f} mm",
+                  "<= 1.1 x", refined <= 1.1 * bspline)
+        short = [r["case"] for r in part if r["method"] == "shipped svf" and "tre_mean" in r
+                 and r["tre_mean"] > 0.5 * r["tre_before_mean"]]
+        table.add(f"one pass at least halves TRE on every held-out case ({label})", ", ".join(short) or "all halved",
+                  "every case", not short)
+    return table.lines
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="two slices")
     args = parser.parse_args()
-    cases = build_cases(args.quick)
-    rows = run_benchmark(cases, runners())
-    notes = "\n".join(["## Targets", "", *targets(rows), "",
+    rows = run_benchmark(build_cases(args.quick), runners(2))
+    rows_3d = []
+    if shipped_weights(3, "svf").is_file():
+        fixed, moving, landmarks = sample_pairs()["head3d"].load()
+        rows_3d = run_benchmark([Case("head3d", fixed, moving, landmarks.fixed, landmarks.moving)], runners(3))
+    notes = "\n".join(["## Targets", "", *targets(rows, rows_3d), "",
                        "Cases: held-out KmeansTest slices (family of the synthetic deformation in the name, an affine "
-                       "part, another contrast for the moving image) and the bundled brain2d pair. Rows `svf ...` and "
-                       "`ddf combined` are one pass of the comparison models (2,000 steps each); `shipped svf` is the "
-                       "shipped model (6,000 steps) in one pass and refined (its default)."])
-    write_results(rows, HERE / "results", "ddfnet", "ddfnet: training modes, outputs and peers on held-out 2D pairs",
-                  "bspline", notes)
+                       "part, another contrast for the moving image), the bundled brain2d pair and, with shipped 3D "
+                       "weights, the bundled head3d pair (KmeansTest). Rows `svf ...` and `ddf combined` are one pass "
+                       "of the 2D comparison models (2,000 steps each); `shipped svf` is the shipped model in one "
+                       "pass and refined (its default)."])
+    write_results(rows + rows_3d, HERE / "results", "ddfnet",
+                  "ddfnet: training modes, outputs and peers on held-out pairs", "bspline", notes)
     print(notes)
 
 

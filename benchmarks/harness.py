@@ -139,6 +139,22 @@ def run_benchmark(cases: list[Case], runners: dict[str, Runner], log=print, view
     return rows
 
 
+def mean(rows: list[dict], method: str, key: str, cases=None) -> float:
+    """Mean of ``key`` over the rows of ``method`` (only ``cases`` when given); NaN when there is none."""
+    values = [r[key] for r in rows if r["method"] == method and key in r and (cases is None or r["case"] in cases)]
+    return float(np.mean(values)) if values else float("nan")
+
+
+class TargetTable:
+    """A markdown table of targets: ``add(name, measured, goal, met)``, then :attr:`lines`."""
+
+    def __init__(self) -> None:
+        self.lines = ["| target | measured | goal | |", "|---|---|---|---|"]
+
+    def add(self, name: str, measured: str, goal: str, met: bool) -> None:
+        self.lines.append(f"| {name} | {measured} | {goal} | {'met' if met else 'NOT met'} |")
+
+
 def environment() -> dict:
     return {"python": platform.python_version(), "torch": torch.__version__, "machine": platform.machine(),
             "processor": platform.processor() or "unknown", "cpu_threads": torch.get_num_threads(),

@@ -31,8 +31,8 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, learnreg_runner, other_contrast, require, run_benchmark, \
-    write_results  # noqa: E402
+from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, TargetTable, learnreg_runner, mean, other_contrast, require, \
+    run_benchmark, write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_bspline  # noqa: E402
 
 from learnreg.image import Image, load_image  # noqa: E402
@@ -120,45 +120,40 @@ def _with_case(cases: list[Case], runner):
     return lambda fixed, moving: runner(fixed, moving, by_images[(id(fixed), id(moving))])
 
 
-def mean(rows, method, key):
-    values = [r[key] for r in rows if r["method"] == method and key in r]
-    return float(np.mean(values)) if values else float("nan")
-
 
 def targets(rows_by_model: dict[str, list[dict]]) -> list[str]:
-    lines = ["| target | measured | goal | |", "|---|---|---|---|"]
-
-    def line(name, value, goal, met):
-        lines.append(f"| {name} | {value} | {goal} | {'met' if met else 'NOT met'} |")
+    table = TargetTable()
 
     for model, rows in rows_by_model.items():
         d = {m: mean(rows, m, "dice_mean") for m in dict.fromkeys(r["method"] for r in rows)}
         missing = [v for v in VARIANTS if v not in d]
         if missing:
-            lines.append(f"| {model}: all four variants | no shipped weights for {', '.join(missing)} | | NOT met |")
+            table.add(f"{model}: all four variants", f"no shipped weights for {', '.join(missing)}", "", False)
         if len(missing) == len(VARIANTS):
             continue
         present = [v for v in VARIANTS if v in d]
         stn, istn = [d[v] for v in ("stn-u", "stn-s") if v in d], [d[v] for v in ("istn-e", "istn-i") if v in d]
         if stn and istn:
-            line(f"{model}: one pass, ISTN-e/i Dice above STN-u/s", f"{min(istn):.3f} vs {max(stn):.3f}",
-                 "ISTN > STN", min(istn) > max(stn))
+            table.add(f"{model}: one pass, ISTN-e/i Dice above STN-u/s", f"{min(istn):.3f} vs {max(stn):.3f}",
+                      "ISTN > STN", min(istn) > max(stn))
         gains = {v: d[f"{v} refined"] - d[v] for v in present}
-        line(f"{model}: refinement improves every variant",
-             ", ".join(f"{v} {g:+.3f}" for v, g in gains.items()), "all > 0", min(gains.values()) > 0)
+        table.add(f"{model}: refinement improves every variant",
+                  ", ".join(f"{v} {g:+.3f}" for v, g in gains.items()), "all > 0", min(gains.values()) > 0)
         refined_istn = [d[f"{v} refined"] for v in ("istn-e", "istn-i") if v in d]
         if refined_istn:
             gap = d["structures direct"] - min(refined_istn)
-            line(f"{model}: refined ISTNs within 0.06 Dice of structures-direct", f"gap {gap:.3f}", "<= 0.06",
-                 gap <= 0.06)
+            table.add(f"{model}: refined ISTNs within 0.06 Dice of structures-direct", f"gap {gap:.3f}", "<= 0.06",
+                      gap <= 0.06)
         if model.endswith("3D"):
             one_pass = max(mean(rows, v, "seconds") for v in present)
-            line(f"{model}: one-pass inference at the trained size, this CPU (slowest variant)", f"{one_pass:.2f} s",
-                 "< 1 s", one_pass < 1)
+            table.add(f"{model}: one-pass inference at the trained size, this CPU (slowest variant)",
+                      f"{one_pass:.2f} s",
+                      "< 1 s", one_pass < 1)
         seconds = max(mean(rows, f"{v} refined", "seconds") for v in present)
-        line(f"{model}: one pass + {REFINE_STEPS} refinement steps, this CPU (slowest variant)", f"{seconds:.2f} s",
-             "< 15 s", seconds < 15)
-    return lines
+        table.add(f"{model}: one pass + {REFINE_STEPS} refinement steps, this CPU (slowest variant)",
+                  f"{seconds:.2f} s",
+                  "< 15 s", seconds < 15)
+    return table.lines
 
 
 def figure(rows_by_model: dict[str, list[dict]], path: Path) -> None:

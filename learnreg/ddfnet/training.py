@@ -28,7 +28,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import numpy as np
@@ -213,12 +212,7 @@ def _train(data: StructureDataSettings, config: DDFNetConfig, pair_s: DDFNetPair
     model = DDFNetModel(network.cpu())
     card = {
         "title": f"ddfnet {config.ndim}D, {config.output} output, {loss_s.mode} training, {pair_s.pairing} pairs",
-        "data": {"training_images": [Path(p).name for p in data.images],
-                 "training_label_images": [Path(p).name for p in data.label_images],
-                 "structure_labels": [list(g) for g in data.structure_labels], "training_entries": len(train_bank),
-                 "validation_images": [Path(p).name for p in data.validation_images],
-                 "validation_entries": len(val_bank), "validation_pairs": training.validation_pairs,
-                 "working_size": config.working_size, "pairs": dataclasses.asdict(pair_s)},
+        "data": data.card_entry(train_bank, val_bank, training.validation_pairs, config.working_size, pair_s),
         "model": config.as_dict(),
         "network_parameters": network.parameter_count,
         **training_card(training, loss_s, record, bank_seconds, device, context, key),

@@ -14,10 +14,8 @@ Sections: :class:`~learnreg.training.image_bank.StructureDataSettings` ``[data]`
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -95,12 +93,7 @@ def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings
     model = ISTNModel(network.cpu(), loss_s.regulariser_weight)
     card = {
         "title": f"ISTN {nd}D, {config.transformation}, {config.variant}",
-        "data": {"training_images": [Path(p).name for p in data.images],
-                 "training_label_images": [Path(p).name for p in data.label_images],
-                 "structure_labels": [list(g) for g in data.structure_labels], "training_entries": len(train_bank),
-                 "validation_images": [Path(p).name for p in data.validation_images],
-                 "validation_entries": len(val_bank), "validation_pairs": training.validation_pairs,
-                 "working_size": size, "pairs": dataclasses.asdict(pair_s)},
+        "data": data.card_entry(train_bank, val_bank, training.validation_pairs, size, pair_s),
         "model": config.as_dict(),
         "network_parameters": sum(p.numel() for p in network.parameters()),
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_dice_loss"),

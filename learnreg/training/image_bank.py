@@ -10,6 +10,7 @@ when given, become structure-of-interest maps cut and resampled with their image
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 from dataclasses import dataclass
 from pathlib import Path
@@ -213,3 +214,13 @@ class StructureDataSettings(DataSettings):
     def label_options(self, validation: bool) -> dict:
         return {"label_files": self.validation_label_images if validation else self.label_images,
                 "structure_labels": self.structure_labels}
+
+    def card_entry(self, train_bank: ImageBank, val_bank: ImageBank, validation_pairs: int, working_size: int,
+                   pairs) -> dict:
+        """The model card's ``data`` entry: file names, bank sizes, the working size and the pair settings."""
+        return {"training_images": [Path(p).name for p in self.images],
+                "training_label_images": [Path(p).name for p in self.label_images],
+                "structure_labels": [list(g) for g in self.structure_labels], "training_entries": len(train_bank),
+                "validation_images": [Path(p).name for p in self.validation_images],
+                "validation_entries": len(val_bank), "validation_pairs": validation_pairs,
+                "working_size": working_size, "pairs": dataclasses.asdict(pairs)}
