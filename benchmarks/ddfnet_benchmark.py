@@ -4,7 +4,8 @@
 Models (2D, same recipe ``Resources/Models/ddfnet_2d.toml``, 2,000 steps each, ``runs/``): the velocity-field
 (svf) network trained unsupervised, weakly supervised and combined, and the dense-displacement (ddf) network
 trained combined; plus the shipped svf model (combined, 6,000 steps), one pass and refined (its default).
-Peers: our ``bspline``, SimpleITK Demons and ANTs SyN (the peers' environment, ``scripts/setup_peers.sh``).
+Peers: our ``bspline``, SimpleITK Demons and, on the 3D pair, ANTs SyN (the peers' environment,
+``scripts/setup_peers.sh``).
 
 Held-out cases (no training or validation read them): slices of the ITK KmeansTest T1 head (another person
 than the Colin27 the models trained on) with k-means tissue labels (CSF, grey and white matter), each with a
@@ -86,7 +87,7 @@ def runners(ndim: int) -> dict:
     out["shipped svf refined"] = learnreg_runner("ddfnet")
     out["bspline"] = learnreg_runner("bspline")
     out["sitk_demons"] = sitk_demons
-    if ants_available():
+    if ndim == 3 and ants_available():  # (the ANTs worker registers volumes)
         out["ants_syn"] = lambda fixed, moving: ants_syn(fixed, moving, with_affine=True)
     return out
 
