@@ -174,22 +174,31 @@ def test_every_module_offers_ddfnet_after_the_classical_methods_once_its_weights
         assert methods[-1] == "ddfnet" and methods.index("bspline") < methods.index("ddfnet")
 
 
-SHIPPED_2D = pytest.mark.skipif(not shipped_weights(2, "svf").is_file(), reason="no shipped 2D ddfnet weights "
-                                "(learnreg train ddfnet --config Resources/Models/ddfnet_2d.toml)")
+def shipped(ndim: int):
+    return pytest.mark.skipif(not shipped_weights(ndim, "svf").is_file(), reason=f"no shipped {ndim}D ddfnet "
+                              f"weights (learnreg train ddfnet --config Resources/Models/ddfnet_{ndim}d.toml)")
 
 
-@SHIPPED_2D
-def test_shipped_weights_are_checked_against_their_card():
-    model = DDFNetModel.load(shipped_weights(2, "svf"))
-    assert model.config.output == "svf" and model.card["training"]["iterations"] >= 1000
+HALVING_3D = pytest.mark.xfail(strict=True, reason="not reached in 3D yet: the CPU-trained 3D model (32^3 working "
+                                                   "grid) takes head3d from 4.89 to 2.82 mm in one pass (42 %); a "
+                                                   "model that halves it turns this into a pass, and strict=True "
+                                                   "then asks for this marker to go")
+
+
+@pytest.mark.parametrize("ndim", [pytest.param(n, marks=shipped(n)) for n in (2, 3)])
+def test_shipped_weights_are_checked_against_their_card(ndim):
+    model = DDFNetModel.load(shipped_weights(ndim, "svf"))
+    assert model.config.output == "svf" and model.ndim == ndim and model.card["training"]["iterations"] >= 1000
     best = model.card["validation"]["best"]
     assert best["val_dice"] > best["val_dice_before"] and best["val_folding_percent"] < 0.1
 
 
-@SHIPPED_2D
-def test_one_pass_at_least_halves_tre_on_the_held_out_2d_pair_and_refinement_lowers_it_further():
-    """brain2d (ITK's BrainT1Slice) was never in training or validation (Colin27 and INIA19 slices)."""
-    fixed, moving, landmarks = sample_pairs()["brain2d"].load()
+@pytest.mark.parametrize("name", [pytest.param("brain2d", marks=shipped(2)),
+                                  pytest.param("head3d", marks=[shipped(3), HALVING_3D])])
+def test_one_pass_at_least_halves_tre_on_a_held_out_pair_and_refinement_lowers_it_further(name):
+    """brain2d (ITK's BrainT1Slice) and head3d (ITK's KmeansTest head) were never in training or validation
+    (Colin27 and INIA19)."""
+    fixed, moving, landmarks = sample_pairs()[name].load()
     one_pass = create_registrar("ddfnet", ONE_PASS).register(fixed, moving)
     before = tre(landmarks.fixed, landmarks.moving)["mean"]
     after = tre(landmarks.fixed, landmarks.moving, one_pass.field)["mean"]
@@ -197,3 +206,16 @@ def test_one_pass_at_least_halves_tre_on_the_held_out_2d_pair_and_refinement_low
     assert folding(one_pass.field)["percent_nonpositive_jacobian"] == 0
     refined = create_registrar("ddfnet").register(fixed, moving)
     assert tre(landmarks.fixed, landmarks.moving, refined.field)["mean"] < after
+
+
+@shipped(3)
+def test_the_shipped_3d_model_registers_the_held_out_volume():
+    """What the shipped 3D model does on head3d today (4.89 -> 2.82 mm in one pass, no folding; 0.66 mm
+    refined), with a margin: a retrained model must not fall below it unnoticed."""
+    fixed, moving, landmarks = sample_pairs()["head3d"].load()
+    one_pass = create_registrar("ddfnet", ONE_PASS).register(fixed, moving)
+    before = tre(landmarks.fixed, landmarks.moving)["mean"]
+    after = tre(landmarks.fixed, landmarks.moving, one_pass.field)["mean"]
+    assert after <= 0.7 * before and folding(one_pass.field)["percent_nonpositive_jacobian"] == 0
+    refined = create_registrar("ddfnet").register(fixed, moving)
+    assert tre(landmarks.fixed, landmarks.moving, refined.field)["mean"] < 0.5 * after

@@ -86,8 +86,8 @@ def test_extension_configures_builds_installs_and_each_tree_loads_the_modules(ta
         report = _tree_report(tag, tree)
         assert Path(report["learnreg"]).is_relative_to(tree), report  # the tree's own copy
         assert Path(report["models"]) == tree / "Resources" / "Models"
-        for module in MODULES:  # each module offers its network first: the weights were found in the tree
-            assert report["modules"][module] == [NETWORK[module], "bspline", "affine", "ddf"], report
+        for module in MODULES:  # its own network first, then the classical methods and ddfnet: all weights found
+            assert report["modules"][module] == [NETWORK[module], "bspline", "affine", "ddf", "ddfnet"], report
 
 
 def _python_files() -> list:
