@@ -14,7 +14,7 @@ import SimpleITK as sitk
 from learnreg.cli import main
 from learnreg.errors import InputError
 from learnreg.sample_data import sample_pairs
-from learnreg.slicer.scene import create_scene
+from learnreg.slicer.scene import create_scene, nodes_of_class
 from learnreg.web.session import InputChoice, WebSession
 
 
@@ -37,8 +37,7 @@ def _wait(job, timeout=120):
 
 
 def _volume_names(scene):
-    nodes = scene.GetNodesByClass("vtkMRMLScalarVolumeNode")
-    return sorted(nodes.GetItemAsObject(i).GetName() for i in range(nodes.GetNumberOfItems()))
+    return sorted(node.GetName() for node in nodes_of_class(scene, "vtkMRMLScalarVolumeNode"))
 
 
 def test_sources_list_the_bundled_pairs_and_the_data_folder_and_nothing_outside(session):

@@ -122,3 +122,10 @@ def load_scene(path, scene=None):
     if not scene.ReadFromMRB(str(path), True):
         raise InputError(f"{path} is not a readable Slicer scene bundle")
     return scene
+
+
+def nodes_of_class(scene, class_name: str) -> list:
+    """The nodes of ``scene`` that are ``class_name`` (or derive from it), in the scene's order.
+    (``slicer.util.getNodesByClass`` reads ``slicer.mrmlScene`` whatever scene it is given.)"""
+    collection = scene.GetNodesByClass(class_name)
+    return [collection.GetItemAsObject(i) for i in range(collection.GetNumberOfItems())]

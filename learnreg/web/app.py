@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from learnreg.errors import LearnRegError
+from learnreg.slicer.scene import nodes_of_class
 from learnreg.web.session import DEFAULT_UPLOAD_LIMIT, DOWNLOADS, InputChoice, WebSession
 
 LOG = logging.getLogger("learnreg.web")
@@ -422,9 +423,7 @@ class LearnRegWebApp:
 
     # ------------------------------------------------------------- what the views show
     def _refresh_volumes(self, background=None, foreground=None) -> None:
-        from learnreg.web.session import _nodes
-
-        volumes = [n for n in _nodes(self.slicer_app.scene, "vtkMRMLScalarVolumeNode")
+        volumes = [n for n in nodes_of_class(self.slicer_app.scene, "vtkMRMLScalarVolumeNode")
                    if not n.IsA("vtkMRMLLabelMapVolumeNode")]
         self.state.volumes = [{"title": n.GetName(), "value": n.GetID()} for n in volumes]
         self.state.background = background.GetID() if background is not None else None
@@ -442,11 +441,10 @@ class LearnRegWebApp:
 
     def _result_transform(self):
         """The latest result's transform: the run's, or in an opened bundle the last one LearnReg made."""
-        from learnreg.web.session import _nodes
-
         if self.session.last_run is not None:
             return self.session.last_run.registration.transform
-        made = [n for n in _nodes(self.slicer_app.scene, "vtkMRMLTransformNode") if n.GetAttribute("LearnReg.method")]
+        made = [node for node in nodes_of_class(self.slicer_app.scene, "vtkMRMLTransformNode")
+                if node.GetAttribute("LearnReg.method")]
         return made[-1] if made else None
 
     def _show_glyphs(self) -> None:
@@ -462,9 +460,7 @@ class LearnRegWebApp:
             transform.GetNthDisplayNode(i).SetVisibility2D(bool(self.state.glyphs))
 
     def _browser(self):
-        from learnreg.web.session import _nodes
-
-        browsers = list(_nodes(self.slicer_app.scene, "vtkMRMLSequenceBrowserNode"))
+        browsers = nodes_of_class(self.slicer_app.scene, "vtkMRMLSequenceBrowserNode")
         return browsers[-1] if browsers else None
 
     def _on_step(self, step=None, **_) -> None:
@@ -491,16 +487,15 @@ class LearnRegWebApp:
 
     def _show_tables(self) -> None:
         tables = self.session.result_tables()
-        self.state.tables = [{"name": t.name, "headers": [{"title": c, "key": f"c{i}"} for i, c in enumerate(t.columns)],
+        self.state.tables = [{"name": t.name,
+                              "headers": [{"title": c, "key": f"c{i}"} for i, c in enumerate(t.columns)],
                               "items": [{f"c{i}": v for i, v in enumerate(row)} for row in t.rows]} for t in tables]
         tre = next((t for t in tables if t.name.endswith("TRE per landmark")), None)
         self.state.chart = _tre_chart(tre) if tre is not None else ""
 
     def _show_scene_result(self) -> None:
         """After opening a bundle: its volumes, tables and step browser (the fixed volume under the warped)."""
-        from learnreg.web.session import _nodes
-
-        volumes = [n for n in _nodes(self.slicer_app.scene, "vtkMRMLScalarVolumeNode")]
+        volumes = nodes_of_class(self.slicer_app.scene, "vtkMRMLScalarVolumeNode")
         warped = next((n for n in volumes if n.GetAttribute("LearnReg.method")), None)
         fixed = volumes[0] if volumes else None
         three_d = fixed is not None and min(fixed.GetImageData().GetDimensions()) > 1
@@ -523,8 +518,8 @@ class LearnRegWebApp:
             loop.call_later(delay, reset)
 
     def _clear_result(self) -> None:
-        self.state.update({"has_result": False, "has_transform": False, "tables": [], "chart": "", "summary": "", "step_count": 0,
-                           "step": 0, "progress": 0})
+        self.state.update({"has_result": False, "has_transform": False, "tables": [], "chart": "", "summary": "",
+                           "step_count": 0, "step": 0, "progress": 0})
 
     def _show_error(self, error: Exception) -> None:
         self.state.error = str(error)

@@ -319,6 +319,7 @@ class WebSession:
     def result_tables(self) -> list[TableView]:
         """The latest result's tables (TRE per landmark worst first, TRE summary, structures), read from the
         scene's table nodes; after opening a bundle, every table in it."""
+        from learnreg.slicer.scene import nodes_of_class
         from learnreg.slicer.tables import table_column
 
         if self.last_run is not None:
@@ -327,7 +328,7 @@ class WebSession:
                                  registration.review and registration.review.summary_table,
                                  registration.structures and registration.structures.table) if n]
         else:
-            nodes = list(_nodes(self.scene, "vtkMRMLTableNode"))
+            nodes = nodes_of_class(self.scene, "vtkMRMLTableNode")
         views = []
         for node in nodes:
             table = node.GetTable()
@@ -376,9 +377,3 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else f"{value:.3f}"
     return str(value)
-
-
-def _nodes(scene, class_name: str):
-    collection = scene.GetNodesByClass(class_name)
-    for i in range(collection.GetNumberOfItems()):
-        yield collection.GetItemAsObject(i)
