@@ -219,3 +219,18 @@ def test_the_shipped_3d_model_registers_the_held_out_volume():
     assert after <= 0.7 * before and folding(one_pass.field)["percent_nonpositive_jacobian"] == 0
     refined = create_registrar("ddfnet").register(fixed, moving)
     assert tre(landmarks.fixed, landmarks.moving, refined.field)["mean"] < 0.5 * after
+
+
+@pytest.mark.parametrize("output", ["ddf", "affine"])
+def test_the_shipped_2d_ddf_and_affine_models_register_the_held_out_pair(output):
+    if not shipped_weights(2, output).is_file():
+        pytest.skip(f"no shipped 2D ddfnet weights for output={output}")
+    fixed, moving, landmarks = sample_pairs()["brain2d"].load()
+    result = create_registrar("ddfnet", {**ONE_PASS, "output": output}).register(fixed, moving)
+    before = tre(landmarks.fixed, landmarks.moving)["mean"]
+    after = tre(landmarks.fixed, landmarks.moving, result.field)["mean"]
+    assert after < (0.5 if output == "ddf" else 0.9) * before, (before, after)
+    assert (result.affine_lps is not None) == (output == "affine")
+    if output == "affine":  # the scene's linear transform maps the fixed landmarks as the field does
+        mapped = landmarks.fixed @ result.affine_lps[:3, :3].T + result.affine_lps[:3, 3]
+        assert np.allclose(mapped, result.field.transform_points(landmarks.fixed), atol=0.05)
