@@ -91,13 +91,14 @@ class DDFNet(nn.Module):
             self.head = conv(nd)(channels[0], nd, 3, padding=1)
             nn.init.normal_(self.head.weight, std=1e-5)
             nn.init.zeros_(self.head.bias)
-        size = (config.working_size,) * nd + (1,) * (3 - nd)
-        # the working grid in voxel units: integration and the affine field are computed in working voxels
-        self.voxel_warper = Warper(Grid.make(size), Grid.make(size))
-        centre = (config.working_size - 1) / 2
-        axes = [torch.arange(config.working_size, dtype=torch.float32) - centre] * nd
-        mesh = torch.meshgrid(*axes, indexing="ij")  # (k,) j, i order of the spatial dimensions
-        self.register_buffer("positions", torch.stack(list(reversed(mesh)), dim=0), persistent=False)
+        if config.output == "svf":  # the velocity is integrated on the working grid in voxel units
+            size = (config.working_size,) * nd + (1,) * (3 - nd)
+            self.voxel_warper = Warper(Grid.make(size), Grid.make(size))
+        if config.output == "affine":  # voxel positions relative to the grid's centre, (ndim, *spatial)
+            centre = (config.working_size - 1) / 2
+            axes = [torch.arange(config.working_size, dtype=torch.float32) - centre] * nd
+            mesh = torch.meshgrid(*axes, indexing="ij")  # (k,) j, i order of the spatial dimensions
+            self.register_buffer("positions", torch.stack(list(reversed(mesh)), dim=0), persistent=False)
 
     @property
     def parameter_count(self) -> int:

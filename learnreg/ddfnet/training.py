@@ -42,7 +42,8 @@ from learnreg.losses import SoftDice, image_loss, regulariser
 from learnreg.losses.label import hard_dice
 from learnreg.options import IMAGE_LOSS_NAMES, REGULARISER_NAMES
 from learnreg.training.image_bank import StructureDataSettings
-from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, unpaired_pairs
+from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, training_grid, unpaired_pairs, \
+    validation_pairs
 from learnreg.training.trainer import OutputSettings, TrainingSettings, method_trainer, train, training_card
 from learnreg.warp import Warper
 from learnreg.working import zscore
@@ -194,9 +195,7 @@ def _train(data: StructureDataSettings, config: DDFNetConfig, pair_s: DDFNetPair
     if training.initial_weights_path:  # a checkpoint being resumed replaces these
         DDFNetModel.copy_into(training.initial_weights_path, network)
     objective = DDFNetObjective(network, grid, loss_s)
-    rng = np.random.default_rng([training.seed, 10**6])
-    plain = dataclasses.replace(pair_s, gamma=0.0, noise=0.0)
-    val_pairs = [_pairs(val_bank, 1, grid, plain, rng).to(device) for _ in range(training.validation_pairs)]
+    val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device, _pairs)
 
     def next_batch(rng):
         batch = _pairs(train_bank, training.batch_size, grid, pair_s, rng)

@@ -169,8 +169,9 @@ def training_grid(ndim: int, size: int) -> Grid:
 
 
 def validation_pairs(bank: ImageBank, count: int, grid: Grid, settings: PairSettings, seed: int,
-                     device) -> list[PairBatch]:
-    """``count`` fixed single-pair batches for validation: the same every run, without intensity augmentation."""
+                     device, make_pairs=random_pairs) -> list[PairBatch]:
+    """``count`` fixed single-pair batches for validation: the same every run, without intensity augmentation
+    (``make_pairs``: :func:`random_pairs` or :func:`unpaired_pairs`)."""
     rng = np.random.default_rng([seed, 10**6])
     plain = dataclasses.replace(settings, gamma=0.0, noise=0.0)
-    return [random_pairs(bank, 1, grid, plain, rng).to(device) for _ in range(count)]
+    return [make_pairs(bank, 1, grid, plain, rng).to(device) for _ in range(count)]
