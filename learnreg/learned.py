@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
+from pathlib import Path
 from typing import Optional
 
 import torch
@@ -62,6 +63,17 @@ def _renumbered(steps: list[StepRecord], first: int, stage: Optional[str] = None
 class LearnedRegistrar(Registrar):
     """A trained network's method: :meth:`predict` is its one pass; :meth:`run` adds the similarity check and
     the refinement (see the module docstring)."""
+
+    @abstractmethod
+    def shipped_weights(self, ndim: int) -> Path:
+        """The shipped weights file (``Resources/Models``) that this registrar's options select for ``ndim``-D
+        images (used unless the options name a weights file; it may not exist)."""
+
+    @classmethod
+    def ready(cls) -> bool:
+        """Whether the method can run with its default options here: their shipped weights exist (2D or 3D)."""
+        defaults = cls()
+        return any(defaults.shipped_weights(ndim).is_file() for ndim in (2, 3))
 
     @abstractmethod
     def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:

@@ -4,8 +4,10 @@
 For each ``<name>.card.json``: copies the training run's loss curve (``runs/<name>/loss.png``, when the run
 folder is here) to ``<name>_loss.png`` (a model trained in stages: also ``runs/<name>_stage<k>/loss.png``) (and CNNRegress's training-displacement histograms, ``sampling.png``,
 to ``<name>_sampling.png``), adds the held-out benchmark rows that apply to the model from
-``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry (the weights and their hash do not
-change), and writes ``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model, loss and metric parts.
+``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry and, for the weights a method uses by
+default, its rows of the held-out benchmark (``benchmarks/results/heldout.json``: images and deformation
+families no training saw) to ``held_out`` (the weights and their hash do not change), and writes
+``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model, loss and metric parts.
 
 Usage: python scripts/model_cards.py
 """
@@ -224,21 +226,75 @@ def stage_lines(card: dict, name: str) -> list[str]:
     return lines
 
 
+def held_out_summary(card: dict, name: str) -> dict:
+    """Per held-out case of the model's dimension, TRE (mm) before, after the network's pass, as returned by
+    one pass (after the similarity check, with the start it chose), refined, and our ``bspline``'s; only for
+    the weights the method runs by default (``{}`` otherwise, or without results)."""
+    from learnreg.registration import create_registrar
+
+    path = RESULTS / "heldout.json"
+    ndim, method = card["model"]["ndim"], card["method"]
+    if not path.is_file() or create_registrar(method).shipped_weights(ndim).name != f"{name}.pt":
+        return {}
+    content = json.loads(path.read_text())
+    by = {(r["case"], r["method"]): r for r in content["rows"]}
+    cases = {}
+    for case in dict.fromkeys(r["case"] for r in content["rows"]):
+        one, refined, classical = (by.get((case, m)) for m in (f"{method} (one pass)", f"{method} (refined)",
+                                                               "bspline"))
+        if one is None or refined is None or f"{ndim}d-" not in case:
+            continue
+        cases[case] = {"tre_before": one["tre_before_mean"], "network_one_pass": one["network_tre_mean"],
+                       "returned_one_pass": one["tre_mean"], "start": one["start"], "refined": refined["tre_mean"],
+                       "refined_seconds": refined["seconds"], "bspline": classical["tre_mean"],
+                       "bspline_seconds": classical["seconds"]}
+    return {"cases": cases, "environment": content["environment"]} if cases else {}
+
+
+def held_out_lines(card: dict) -> list[str]:
+    held = card.get("held_out")
+    if not held:
+        return []
+    lines = ["## Held-out images and deformations (`benchmarks/results/heldout.md`)", "",
+             "Images of patients no recipe can read (pyradiomics' test images, `learnreg/training/held_out.py`), "
+             "deformation families and geometry training did not use; mean TRE in mm.", "",
+             "| case | before | network's pass | one pass as returned (start) | refined (s) | `bspline` (s) |",
+             "|---|---|---|---|---|---|"]
+    for case, r in held["cases"].items():
+        lines.append(f"| {case} | {r['tre_before']:.2f} | {r['network_one_pass']:.2f} "
+                     f"({r['network_one_pass'] / r['tre_before']:.2f} x) | {r['returned_one_pass']:.2f} ({r['start']}) "
+                     f"| {r['refined']:.2f} ({r['refined_seconds']:.2f}) | {r['bspline']:.2f} "
+                     f"({r['bspline_seconds']:.2f}) |")
+    return lines + ["", f"Measured {held['environment'].get('date', '')} on {held['environment'].get('cpu_threads')} "
+                        "CPU threads.", ""]
+
+
+def data_lines(card: dict) -> list[str]:
+    """The card's data part: images, validation, pairs, label synthesis, sources and licences."""
+    d = card["data"]
+    sources = ["Debian `mricron-data` (Colin27, INIA19; BSD-3-Clause)",
+               "`insighttoolkit5-examples` (Apache-2.0)"]
+    if any("cranium_ct" in image for image in d["training_images"]):
+        sources.append("`invesalius-examples` (a head CT; GPL-2)")
+    synthesis = d.get("label_synthesis")
+    return [f"- Training: {', '.join(d['training_images'])} -> {d['training_entries']} "
+            f"{'slices' if card['model']['ndim'] == 2 else 'volumes and sub-volumes'}"
+            + (f", of them {synthesis['images']} images drawn from random label maps of {synthesis['labels']} "
+               "labels (`learnreg/training/label_synthesis.py`)" if synthesis else "") + ".",
+            f"- Validation (held out): {', '.join(d['validation_images'])} -> {d['validation_pairs']} fixed pairs.",
+            f"- Pairs: {d['pairs']} (fractions of the working grid's extent).",
+            f"- Sources and licences: {', '.join(sources)}; `scripts/get_training_data.sh` unpacks them."]
+
+
 def markdown(card: dict, name: str, has_curve: bool) -> str:
     parts = {"istn": istn_parts, "cnnregress": cnnregress_parts, "ddfnet": ddfnet_parts}.get(card["method"],
                                                                                            r2n2_parts)(card)
-    t, d, best = card["training"], card["data"], card["validation"]["best"]
+    t, best = card["training"], card["validation"]["best"]
     lines = [f"# Model card: {card['title']} (`{card['weights_file']}`)", "",
              f"Method `{card['method']}`; weights format version {card['format_version']}; "
              f"SHA-256 `{card['sha256']}` (checked on every load).", "",
              "## Model", "", *parts["model"], "",
-             "## Data", "",
-             f"- Training: {', '.join(d['training_images'])} -> {d['training_entries']} "
-             f"{'slices' if card['model']['ndim'] == 2 else 'volumes and sub-volumes'}.",
-             f"- Validation (held out): {', '.join(d['validation_images'])} -> {d['validation_pairs']} fixed pairs.",
-             f"- Pairs: {d['pairs']} (fractions of the working grid's extent).",
-             "- Sources and licences: Debian `mricron-data` (Colin27, INIA19; BSD-3-Clause) and "
-             "`insighttoolkit5-examples` (Apache-2.0); `scripts/get_training_data.sh` unpacks them.", "",
+             "## Data", "", *data_lines(card), "",
              "## Training", "",
              f"- {t['iterations']} iterations x batch {t['batch_size']} x {t['processes']} process(es); Adam (AMSGrad) "
              f"lr {t['learning_rate']}" + (f" (cosine decay to {t['final_learning_rate']})" if t.get("final_learning_rate")
@@ -260,6 +316,7 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
         for m, s in bench["methods"].items():
             lines.append(f"| {m} | " + " | ".join(f"{s[key]:.{digits}f}" for _, key, digits in columns) + " |")
         lines += ["", f"From `benchmarks/results/{card['method']}.md` ({bench['environment']}).", ""]
+    lines += held_out_lines(card)
     lines += ["## Use", "", parts["use"], ""]
     return "\n".join(lines)
 
@@ -278,8 +335,10 @@ def main() -> None:
         if sampling.is_file():
             shutil.copyfile(sampling, MODELS / f"{name}_sampling.png")
         summary = benchmark_summary(card)
-        if summary:
-            card["benchmark"] = summary
+        held_out = held_out_summary(card, name)
+        if summary or held_out:
+            card.update({"benchmark": summary} if summary else {})
+            card.update({"held_out": held_out} if held_out else {})
             card_file.write_text(json.dumps(card, indent=2) + "\n")
         (MODELS / f"{name}.md").write_text(markdown(card, name, (MODELS / f"{name}_loss.png").is_file()))
         print(f"wrote {name}.md")

@@ -9,6 +9,7 @@ iteration changed in the field (on the fixed grid, mm), its ``points`` are the a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -45,9 +46,8 @@ class CNNRegressRegistrar(LearnedRegistrar):
     Options = CNNRegressOptions
     bytes_per_voxel = 96
 
-    @classmethod
-    def ready(cls) -> bool:
-        return any(shipped_weights(nd).is_file() for nd in (2, 3))
+    def shipped_weights(self, ndim: int) -> Path:
+        return shipped_weights(ndim)
 
     def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         per_iteration = 8 * fixed.ndim
@@ -55,7 +55,7 @@ class CNNRegressRegistrar(LearnedRegistrar):
             + 16 * moving.num_voxels
 
     def model_for(self, ndim: int) -> CNNRegressModel:
-        return CNNRegressModel.chosen(self.options.weights, shipped_weights(ndim), ndim, "CNNRegress weights",
+        return CNNRegressModel.chosen(self.options.weights, self.shipped_weights(ndim), ndim, "CNNRegress weights",
                                       f"train them with 'learnreg train cnnregress --config "
                                       f"Resources/Models/cnnregress_{ndim}d.toml' or pass weights=FILE")
 

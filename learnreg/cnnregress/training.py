@@ -247,10 +247,7 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
     model = CNNRegressModel(network.cpu(), smoothing)
     card = {
         "title": f"CNNRegress {nd}D",
-        "data": {"training_images": [Path(p).name for p in data.images], "training_entries": len(train_bank),
-                 "validation_images": [Path(p).name for p in data.validation_images],
-                 "validation_entries": len(val_bank), "validation_pairs": training.validation_pairs,
-                 "working_size": size, "pairs": dataclasses.asdict(pair_s),
+        "data": {**data.card_entry(train_bank, val_bank, training.validation_pairs, size, pair_s),
                  "targets": "the generator's known fields (exact), working voxels"},
         "model": config.as_dict(),
         "network_parameters": sum(p.numel() for p in network.parameters()),

@@ -9,6 +9,7 @@ its 4 x 4 matrix (fixed LPS -> moving LPS) for the scene's linear transform.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -52,14 +53,12 @@ class DDFNetRegistrar(LearnedRegistrar):
     Options = DDFNetOptions
     bytes_per_voxel = 64
 
-    @classmethod
-    def ready(cls) -> bool:
-        """Whether the default output has shipped weights (2D or 3D)."""
-        return any(shipped_weights(nd, cls.Options().output).is_file() for nd in (2, 3))
+    def shipped_weights(self, ndim: int) -> Path:
+        return shipped_weights(ndim, self.options.output)
 
     def model_for(self, ndim: int) -> DDFNetModel:
         o = self.options
-        return DDFNetModel.chosen(o.weights, shipped_weights(ndim, o.output), ndim,
+        return DDFNetModel.chosen(o.weights, self.shipped_weights(ndim), ndim,
                                   f"ddfnet weights for output={o.output}", "choose another output or pass weights=FILE")
 
     def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:

@@ -8,6 +8,7 @@ ITN representations of both images (what the network looks at) come back as imag
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -34,15 +35,12 @@ class ISTNRegistrar(LearnedRegistrar):
     Options = ISTNOptions
     bytes_per_voxel = 96
 
-    @classmethod
-    def ready(cls) -> bool:
-        """Whether the default transformation and variant have shipped weights (2D or 3D)."""
-        o = cls.Options()
-        return any(shipped_weights(nd, o.transformation, o.variant).is_file() for nd in (2, 3))
+    def shipped_weights(self, ndim: int) -> Path:
+        return shipped_weights(ndim, self.options.transformation, self.options.variant)
 
     def model_for(self, ndim: int) -> ISTNModel:
         o = self.options
-        return ISTNModel.chosen(o.weights, shipped_weights(ndim, o.transformation, o.variant), ndim,
+        return ISTNModel.chosen(o.weights, self.shipped_weights(ndim), ndim,
                                 f"ISTN weights for transformation={o.transformation} and variant={o.variant}",
                                 "choose another pair or pass weights=FILE")
 

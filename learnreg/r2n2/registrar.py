@@ -13,6 +13,7 @@ little image loss and then one that gains more, which a stop at the first such s
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -39,16 +40,15 @@ class R2N2Registrar(LearnedRegistrar):
     Options = R2N2Options
     bytes_per_voxel = 64
 
-    @classmethod
-    def ready(cls) -> bool:
-        return any(shipped_weights(ndim).is_file() for ndim in (2, 3))
+    def shipped_weights(self, ndim: int) -> Path:
+        return shipped_weights(ndim)
 
     def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         steps = self.options.steps or 50
         return fixed.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.num_voxels
 
     def model_for(self, ndim: int) -> R2N2Model:
-        return R2N2Model.chosen(self.options.weights, shipped_weights(ndim), ndim, "R2N2 weights",
+        return R2N2Model.chosen(self.options.weights, self.shipped_weights(ndim), ndim, "R2N2 weights",
                                 f"train them with 'learnreg train r2n2 --config Resources/Models/r2n2_{ndim}d.toml' "
                                 "or pass weights=FILE")
 

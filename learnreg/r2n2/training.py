@@ -19,7 +19,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Optional
 
 import torch
@@ -194,10 +193,7 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
     model = R2N2Model(network.cpu(), size, model_s.sequence_length)
     card = {
         "title": f"R2N2 {nd}D",
-        "data": {"training_images": [str(Path(p).name) for p in data.images], "training_entries": len(train_bank),
-                 "validation_images": [str(Path(p).name) for p in data.validation_images],
-                 "validation_entries": len(val_bank), "validation_pairs": training.validation_pairs,
-                 "working_size": size, "pairs": dataclasses.asdict(pair_s)},
+        "data": data.card_entry(train_bank, val_bank, training.validation_pairs, size, pair_s),
         "model": dataclasses.asdict(model_s),
         "network_parameters": sum(p.numel() for p in network.parameters()),
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_tre_mm"),

@@ -22,6 +22,7 @@ import torch
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image, normalise
 from learnreg.training.held_out import check_not_held_out
+from learnreg.training.label_synthesis import DEFAULT_LABELS, label_map_image, random_label_map
 
 
 def expand_paths(patterns: Sequence[str]) -> list[Path]:
@@ -94,10 +95,14 @@ def _cutters(image: Image, ndim: int, slice_step_mm: float, min_foreground: floa
                               for lo, hi in _crop_boxes(image.array.shape, crops, rng)]
 
 
+def structure_arrays(values: np.ndarray, structure_labels: Sequence[Sequence[int]]) -> list[np.ndarray]:
+    """One binary array (0/1 floats) per structure of interest: the union of its label values in ``values``."""
+    return [np.isin(values, list(group)).astype(np.float32) for group in structure_labels]
+
+
 def structure_maps(labels: Image, structure_labels: Sequence[Sequence[int]]) -> list[Image]:
     """One binary map (0/1 floats) per structure of interest: the union of its label values."""
-    values = np.asarray(labels.array)
-    return [Image(np.isin(values, list(group)).astype(np.float32), labels.grid) for group in structure_labels]
+    return [Image(array, labels.grid) for array in structure_arrays(np.asarray(labels.array), structure_labels)]
 
 
 @dataclass
@@ -161,21 +166,49 @@ class ImageBank:
             raise InputError(f"no usable images in {list(patterns)}; check the [data] section")
         return cls(torch.stack(tensors).half(), names, torch.tensor(spacings))
 
+    @classmethod
+    def synthesized(cls, count: int, ndim: int, size: int, spacing_mm: float, *, labels: int = DEFAULT_LABELS,
+                    structure_labels: Sequence[Sequence[int]] = (), seed: int = 0) -> "ImageBank":
+        """``count`` images drawn from random label maps (:mod:`learnreg.training.label_synthesis`) of
+        ``size`` voxels per axis, said to have working voxels of ``spacing_mm``, with their structure maps."""
+        rng = np.random.default_rng([seed, 20])
+        tensors = []
+        for _ in range(count):
+            label_map = random_label_map((size,) * ndim, labels, rng)
+            channels = [label_map_image(label_map, rng)] + structure_arrays(label_map, structure_labels)
+            tensors.append(torch.from_numpy(np.stack(channels)))
+        return cls(torch.stack(tensors).half(), [f"label-synthesis#{n}" for n in range(count)],
+                   torch.full((count,), float(spacing_mm)))
+
+    def __add__(self, other: "ImageBank") -> "ImageBank":
+        """Both banks' entries in one bank (same channels and working size)."""
+        if self.images.shape[1:] != other.images.shape[1:]:
+            raise ValueError(f"banks of entries {tuple(self.images.shape[1:])} and {tuple(other.images.shape[1:])} "
+                             "cannot be joined")
+        return ImageBank(torch.cat([self.images, other.images]), self.names + other.names,
+                         torch.cat([self.spacing_mm, other.spacing_mm]))
+
 
 @dataclass
 class DataSettings:
     """The ``[data]`` section: training and validation image files (globs allowed; 3D volumes give slices for a
-    2D model), the slice spacing and foreground threshold for slicing, and random sub-volumes per 3D volume."""
+    2D model), the slice spacing and foreground threshold for slicing, random sub-volumes per 3D volume, and
+    images drawn from random label maps added to the training bank (``synthetic_count`` of
+    ``synthetic_labels`` labels; :mod:`learnreg.training.label_synthesis`; validation stays real)."""
 
     images: tuple[str, ...] = ()
     validation_images: tuple[str, ...] = ()
     slice_step_mm: float = 4.0
     min_foreground: float = 0.25
     crops_per_volume: int = 0
+    synthetic_count: int = 0
+    synthetic_labels: int = DEFAULT_LABELS
 
     def validate(self) -> None:
         if not self.images or not self.validation_images:
             raise InputError("both images and validation_images need at least one file")
+        if self.synthetic_count < 0 or not 2 <= self.synthetic_labels <= 64:
+            raise InputError("synthetic_count must be 0 or more and synthetic_labels between 2 and 64")
 
     def label_options(self, validation: bool) -> dict:
         """Extra :meth:`ImageBank.build` arguments for the training or validation bank (none here)."""
@@ -191,7 +224,24 @@ class DataSettings:
                                    crops_per_volume=self.crops_per_volume, seed=int(validation),
                                    **self.label_options(validation))
 
-        return bank(self.images, False), bank(self.validation_images, True)
+        train = bank(self.images, False)
+        if self.synthetic_count:
+            train = train + ImageBank.synthesized(
+                self.synthetic_count, ndim, working_size, float(train.spacing_mm.median()),
+                labels=self.synthetic_labels, structure_labels=self.label_options(False).get("structure_labels", ()))
+        return train, bank(self.validation_images, True)
+
+    def card_entry(self, train_bank: ImageBank, val_bank: ImageBank, validation_pairs: int, working_size: int,
+                   pairs) -> dict:
+        """The model card's ``data`` entry: file names, bank sizes (training entries include the synthesized
+        ones), the working size and the pair settings."""
+        entry = {"training_images": [Path(p).name for p in self.images], "training_entries": len(train_bank),
+                 "validation_images": [Path(p).name for p in self.validation_images],
+                 "validation_entries": len(val_bank), "validation_pairs": validation_pairs,
+                 "working_size": working_size, "pairs": dataclasses.asdict(pairs)}
+        if self.synthetic_count:
+            entry["label_synthesis"] = {"images": self.synthetic_count, "labels": self.synthetic_labels}
+        return entry
 
 
 @dataclass
@@ -217,10 +267,7 @@ class StructureDataSettings(DataSettings):
 
     def card_entry(self, train_bank: ImageBank, val_bank: ImageBank, validation_pairs: int, working_size: int,
                    pairs) -> dict:
-        """The model card's ``data`` entry: file names, bank sizes, the working size and the pair settings."""
-        return {"training_images": [Path(p).name for p in self.images],
+        """:meth:`DataSettings.card_entry` plus the label map names and the structures' label values."""
+        return {**super().card_entry(train_bank, val_bank, validation_pairs, working_size, pairs),
                 "training_label_images": [Path(p).name for p in self.label_images],
-                "structure_labels": [list(g) for g in self.structure_labels], "training_entries": len(train_bank),
-                "validation_images": [Path(p).name for p in self.validation_images],
-                "validation_entries": len(val_bank), "validation_pairs": validation_pairs,
-                "working_size": working_size, "pairs": dataclasses.asdict(pairs)}
+                "structure_labels": [list(g) for g in self.structure_labels]}
