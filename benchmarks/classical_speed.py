@@ -27,7 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 HERE = Path(__file__).resolve().parent
@@ -36,11 +35,11 @@ sys.path.insert(0, str(HERE))
 from harness import Case, environment, evaluate  # noqa: E402
 from peers import PEERS_PYTHON, ants_available, ants_syn, elastix_available, elastix_bspline, sitk_bspline, sitk_demons  # noqa: E402
 
-from learnreg.image import Grid, load_image  # noqa: E402
+from learnreg.image import load_image  # noqa: E402
 from learnreg.registration import create_registrar, warm_up  # noqa: E402
 from learnreg.sample_data import sample_image, sample_pairs  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
-from learnreg.warp import resample_to_grid  # noqa: E402
+from learnreg.warp import resample_centred  # noqa: E402
 
 BEFORE = {"optimiser": "adam", "samples": 0, "stop_tolerance": 0}
 #: ANTs SyN (CC metric) runs on the 3D cases up to this size: it takes minutes per case beyond it on 2 cores
@@ -59,13 +58,6 @@ def bundled(name):
     return Case(name, fixed, moving, landmarks.fixed, landmarks.moving)
 
 
-def on_grid(image, size, spacing):
-    g = image.grid
-    direction = g.direction_matrix
-    centre_offset = direction @ ((np.asarray(size) - 1) * np.asarray(spacing) / 2)
-    return resample_to_grid(image, Grid.make(size, spacing, g.centre - centre_offset, direction))
-
-
 def mni152_path():
     """The MNI152 2009a T1 template of nilearn's package data, in the peers' environment (None without it)."""
     if not PEERS_PYTHON.is_file():
@@ -80,14 +72,14 @@ def mni152_path():
 def build_cases(quick: bool, mni: bool) -> list:
     slice2d = load_image(sample_image("brain_t1_slice"))
     colin = load_image(sample_image("colin27_t1_3mm"))
-    cases = [bundled("brain2d"), synthetic("slice256", on_grid(slice2d, (256, 256, 1), (0.8, 0.9, 1.0)), 7)]
+    cases = [bundled("brain2d"), synthetic("slice256", resample_centred(slice2d, (256, 256, 1), (0.8, 0.9, 1.0)), 7)]
     if not quick:
         cases += [bundled("brain3d"), bundled("head3d"),
-                  synthetic("colin3d-2mm", on_grid(colin, (77, 95, 81), (2.0, 2.0, 2.0)), 3)]
+                  synthetic("colin3d-2mm", resample_centred(colin, (77, 95, 81), (2.0, 2.0, 2.0)), 3)]
         if CHEST_CT.is_file():  # breathing motion up to 18 mm at the diaphragm on a 2.5 x 2.5 x 5 mm chest CT
             ct = load_image(CHEST_CT)
             slices = int(round(ct.grid.extent_mm[2] / 5.0))
-            cases.append(synthetic("chest-ct", on_grid(ct, (128, 128, slices), (2.5, 2.5, 5.0)), 5,
+            cases.append(synthetic("chest-ct", resample_centred(ct, (128, 128, slices), (2.5, 2.5, 5.0)), 5,
                                    displacement_mm=4.0, smoothness_mm=60.0, breathing_mm=18.0))
         path = mni152_path() if mni else None
         if path is not None:

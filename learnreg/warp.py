@@ -133,3 +133,11 @@ def resample_to_grid(image: Image, grid: Grid, field: torch.Tensor | None = None
     if nearest and np.issubdtype(np.asarray(image.array).dtype, np.integer):
         array = np.rint(array).astype(image.array.dtype)
     return Image(array, grid)
+
+
+def resample_centred(image: Image, size, spacing, direction: np.ndarray | None = None) -> Image:
+    """``image`` resampled onto a grid of ``size`` voxels (x, y, z) of ``spacing`` mm centred on the image's
+    centre, with the image's direction or ``direction`` (LPS, 3 x 3; an oblique grid)."""
+    direction = image.grid.direction_matrix if direction is None else np.asarray(direction)
+    centre_offset = direction @ ((np.asarray(size) - 1) * np.asarray(spacing) / 2)
+    return resample_to_grid(image, Grid.make(tuple(size), tuple(spacing), image.grid.centre - centre_offset, direction))
