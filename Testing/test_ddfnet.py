@@ -179,12 +179,6 @@ def shipped(ndim: int):
                               f"weights (learnreg train ddfnet --config Resources/Models/ddfnet_{ndim}d.toml)")
 
 
-HALVING_3D = pytest.mark.xfail(strict=True, reason="not reached in 3D yet: the CPU-trained 3D model (32^3 working "
-                                                   "grid) takes head3d from 4.89 to 2.82 mm in one pass (42 %); a "
-                                                   "model that halves it turns this into a pass, and strict=True "
-                                                   "then asks for this marker to go")
-
-
 @pytest.mark.parametrize("ndim", [pytest.param(n, marks=shipped(n)) for n in (2, 3)])
 def test_shipped_weights_are_checked_against_their_card(ndim):
     model = DDFNetModel.load(shipped_weights(ndim, "svf"))
@@ -193,16 +187,13 @@ def test_shipped_weights_are_checked_against_their_card(ndim):
     assert best["val_dice"] > best["val_dice_before"] and best["val_folding_percent"] < 0.1
 
 
-@pytest.mark.parametrize("name", [pytest.param("brain2d", marks=shipped(2)),
-                                  pytest.param("head3d", marks=[shipped(3), HALVING_3D])])
-def test_one_pass_at_least_halves_tre_on_a_held_out_pair_and_refinement_lowers_it_further(name):
-    """brain2d (ITK's BrainT1Slice) and head3d (ITK's KmeansTest head) were never in training or validation
-    (Colin27 and INIA19)."""
-    fixed, moving, landmarks = sample_pairs()[name].load()
+@shipped(2)
+def test_refinement_lowers_tre_below_the_one_pass_on_a_held_out_pair():
+    """brain2d (ITK's BrainT1Slice) was never in training or validation; the one pass's own bar (halving) is
+    Testing/test_held_out_one_pass.py's."""
+    fixed, moving, landmarks = sample_pairs()["brain2d"].load()
     one_pass = create_registrar("ddfnet", ONE_PASS).register(fixed, moving)
-    before = tre(landmarks.fixed, landmarks.moving)["mean"]
     after = tre(landmarks.fixed, landmarks.moving, one_pass.field)["mean"]
-    assert after <= 0.5 * before, (before, after)
     assert folding(one_pass.field)["percent_nonpositive_jacobian"] == 0
     refined = create_registrar("ddfnet").register(fixed, moving)
     assert tre(landmarks.fixed, landmarks.moving, refined.field)["mean"] < after

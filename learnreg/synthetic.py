@@ -7,9 +7,8 @@ Given a source image ``S`` and a known smooth pull field ``v`` on its grid, the 
 
 So ``v`` is exactly the pull field a registration of ``M`` to ``F`` should find, and the landmark pairs are
 exact without inverting any field. The field is a sum of a smooth random deformation of one of
-:data:`FIELD_FAMILIES` (a cubic B-spline, the family the shipped networks were trained on; a dense field of
-smoothed noise; a few local large motions), an optional affine jitter and an optional lung-like breathing
-motion.
+:data:`FIELD_FAMILIES` (a cubic B-spline; a dense field of smoothed noise; a few local large motions;
+lung-like breathing), an optional affine jitter and an optional breathing motion on top.
 """
 
 from __future__ import annotations
@@ -88,10 +87,6 @@ def local_motion_field(grid: Grid, rng: np.random.Generator, max_displacement_mm
     return (field * (max_displacement_mm / peak if peak > max_displacement_mm else 1.0)).float()
 
 
-#: random deformation families, by name: (grid, rng, max_displacement_mm, smoothness_mm) -> field
-FIELD_FAMILIES = {"bspline": smooth_random_field, "dense": dense_random_field, "local": local_motion_field}
-
-
 def _random_rotation(ndim: int, rng: np.random.Generator, max_degrees: float) -> np.ndarray:
     angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees))
     if ndim == 2:
@@ -139,6 +134,18 @@ def breathing_field(grid: Grid, amplitude_mm: float) -> torch.Tensor:
     u = amplitude_mm * ramp * superior.reshape(-1, *[1] * nd) + amplitude_mm / 3 * ramp * spread * \
         across.reshape(-1, *[1] * nd)
     return torch.from_numpy(u).float().unsqueeze(0)
+
+
+def breathing_family(grid: Grid, rng: np.random.Generator, max_displacement_mm: float,
+                     smoothness_mm: float) -> torch.Tensor:
+    """:func:`breathing_field` of amplitude ``max_displacement_mm`` as a deformation family (``rng`` and
+    ``smoothness_mm`` unused: the motion's shape is fixed). ``(1, ndim, *spatial)``."""
+    return breathing_field(grid, max_displacement_mm)
+
+
+#: random deformation families, by name: (grid, rng, max_displacement_mm, smoothness_mm) -> field
+FIELD_FAMILIES = {"bspline": smooth_random_field, "dense": dense_random_field, "local": local_motion_field,
+                  "breathing": breathing_family}
 
 
 def _edge_landmarks(image: Image, valid: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:

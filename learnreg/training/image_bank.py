@@ -5,7 +5,8 @@ volumes are cut into slices along each of their axes (every ``slice_step_mm``, k
 foreground covers at least ``min_foreground`` of the slice); for a 3D bank each volume is used whole and,
 optionally, as a few random sub-volumes. Every entry is percentile-normalised and brought onto its own
 working grid by the same functions inference uses, so training sees what inference will see. Label maps,
-when given, become structure-of-interest maps cut and resampled with their images (ISTN's training).
+when given, become structure-of-interest maps cut and resampled with their images (ISTN's training). A
+training bank can also hold images drawn from random label maps (:meth:`ImageBank.synthesized`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Each pair follows :mod:`learnreg.synthetic`: a bank image ``S`` (randomly flipped) is the moving image, the
 fixed image is ``S`` warped by a smooth random pull field ``v`` of a family drawn per pair from
 ``families`` (:data:`learnreg.synthetic.FIELD_FAMILIES`: cubic B-spline, dense smoothed noise, local large
-motions; peak length uniform in ``[0, max_displacement]`` of the grid's extent, smoothness ``smoothness`` of
+motions, breathing; peak length uniform in ``[0, max_displacement]`` of the grid's extent, smoothness ``smoothness`` of
 it), so ``v`` is exactly what a registration should find. Intensity augmentation is drawn independently for
 the two images: a random gamma, a smooth multiplicative bias field, inverted contrast (with probability
 ``invert``) and Gaussian noise. A random affine part (rotation,
