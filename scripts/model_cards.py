@@ -38,6 +38,8 @@ def benchmark_summary(card: dict) -> dict:
     transformation model for ISTN)."""
     model = card["model"]
     rows, environment = _rows(card["method"])
+    if environment.get("date", "") < card["training"].get("date", ""):
+        return {}  # the method's benchmark ran before these weights were trained: its rows are not theirs
     if card["method"] == "istn":
         keys = ("dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
         group = f"{model['transformation']} {model['ndim']}D"
@@ -48,7 +50,8 @@ def benchmark_summary(card: dict) -> dict:
         keys = ("tre_before_mean", "tre_mean", "dice_mean", "hd95_mean", "percent_nonpositive_jacobian", "seconds",
                 "parameters")
         shown = ("identity", "shipped svf", "shipped svf refined", "bspline", "sitk_demons", "ants_syn")
-        rows = [r for r in rows if r["method"] in shown and model["output"] == "svf"
+        shipped = card["weights_file"] == f"ddfnet_{model['ndim']}d_svf.pt"  # the rows' "shipped svf"
+        rows = [r for r in rows if r["method"] in shown and shipped
                 and (r["case"] == "head3d") == (model["ndim"] == 3)]  # the 3D case: head3d
     elif card["method"] == "cnnregress":
         keys = ("tre_mean", "dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
@@ -116,10 +119,22 @@ def istn_parts(card: dict) -> dict:
         "columns": [("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
         "use": f"`learnreg register --method istn -o transformation={model['transformation']} -o "
                f"variant={model['variant']} ...`, or the ISTNRegister module in Slicer; `-o refine_steps=N` sets "
-               "the test-time refinement (default 50). Limits: trained on "
-               f"{'2D slices of ' if model['ndim'] == 2 else 'sub-volumes of '}one T1 brain (Colin27) with "
-               "synthetic affine and smooth misalignments; other anatomy or modalities are outside what it has seen.",
+               f"the test-time refinement (default 50). Limits: trained on {trained_on(card)}; other anatomy or "
+               "modalities are outside what it has seen (the held-out section above measures how far it carries).",
     }
+
+
+IMAGE_NAMES = {"ch2bet.nii.gz": "one T1 brain (Colin27)", "cranium_ct.nii.gz": "a head CT (InVesalius)"}
+
+
+def trained_on(card: dict) -> str:
+    """What a model trained on, in words: its images, label synthesis and deformation families."""
+    d, model = card["data"], card["model"]
+    images = " and ".join(IMAGE_NAMES.get(name, name) for name in d["training_images"])
+    synthesis = ", plus images drawn from random label maps" if d.get("label_synthesis") else ""
+    families = d["pairs"].get("families", ["bspline"])
+    return (f"{'2D slices' if model['ndim'] == 2 else 'sub-volumes'} of {images}{synthesis}, with synthetic "
+            f"deformations ({', '.join(families)}), an affine part and intensity augmentation")
 
 
 def cnnregress_parts(card: dict) -> dict:
@@ -188,12 +203,12 @@ def ddfnet_parts(card: dict) -> dict:
                        f"{best['val_folding_percent']:.3f} % of pixels."],
         "columns": [("TRE before", "tre_before_mean", 2), ("mean TRE", "tre_mean", 2)]
                    + ([("Dice", "dice_mean", 3), ("HD95 (mm)", "hd95_mean", 2)] if model["ndim"] == 2 else []),
-        "use": f"`learnreg register --method ddfnet -o output={model['output']} ...`, or any LearnReg module in "
+        "use": f"`learnreg register --method ddfnet -o output={model['output']}"
+               + ("" if card["weights_file"] == f"ddfnet_{model['ndim']}d_{model['output']}.pt"
+                  else f" -o weights=Resources/Models/{card['weights_file']}") + " ...`, or any LearnReg module in "
                "Slicer and the web app (listed after the classical methods); refined by the shared B-spline optimiser "
-               "by default (`-o refine=none`: one pass). Limits: trained on "
-               + ("2D slices" if model["ndim"] == 2 else "sub-volumes") + " of one T1 brain (Colin27) with synthetic"
-               " deformations of three families, an affine part and intensity augmentation; other "
-               "anatomy or modalities are outside what it has seen.",
+               f"by default (`-o refine=none`: one pass). Limits: trained on {trained_on(card)}; other anatomy or "
+               "modalities are outside what it has seen (the held-out section above measures how far it carries).",
     }
 
 
@@ -256,8 +271,9 @@ def held_out_lines(card: dict) -> list[str]:
     if not held:
         return []
     lines = ["## Held-out images and deformations (`benchmarks/results/heldout.md`)", "",
-             "Images of patients no recipe can read (pyradiomics' test images, `learnreg/training/held_out.py`), "
-             "deformation families and geometry training did not use; mean TRE in mm.", "",
+             "Images of patients no recipe can read (pyradiomics' test images, `learnreg/training/held_out.py`): "
+             "MR and CT, oblique and anisotropic grids in 3D, dense, local and breathing deformations (which of "
+             "them this model's training drew: Data above); mean TRE in mm.", "",
              "| case | before | network's pass | one pass as returned (start) | refined (s) | `bspline` (s) |",
              "|---|---|---|---|---|---|"]
     for case, r in held["cases"].items():
@@ -334,11 +350,11 @@ def main() -> None:
         sampling = ROOT / "runs" / name / "sampling.png"
         if sampling.is_file():
             shutil.copyfile(sampling, MODELS / f"{name}_sampling.png")
-        summary = benchmark_summary(card)
-        held_out = held_out_summary(card, name)
-        if summary or held_out:
-            card.update({"benchmark": summary} if summary else {})
-            card.update({"held_out": held_out} if held_out else {})
+        before = json.dumps(card, indent=2) + "\n"
+        for key, entry in (("benchmark", benchmark_summary(card)), ("held_out", held_out_summary(card, name))):
+            card.pop(key, None)
+            card.update({key: entry} if entry else {})
+        if json.dumps(card, indent=2) + "\n" != before:
             card_file.write_text(json.dumps(card, indent=2) + "\n")
         (MODELS / f"{name}.md").write_text(markdown(card, name, (MODELS / f"{name}_loss.png").is_file()))
         print(f"wrote {name}.md")

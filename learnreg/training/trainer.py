@@ -318,7 +318,8 @@ def training_card(training: TrainingSettings, loss_settings, record: TrainingRec
                      "iterations": record.iterations, "wall_time_s": round(record.wall_time_s, 1),
                      "bank_build_s": round(bank_seconds, 1),
                      "hardware": hardware_description(device, context.world_size),
-                     "processes": context.world_size, "torch": torch.__version__},
+                     "processes": context.world_size, "torch": torch.__version__,
+                     "date": time.strftime("%Y-%m-%d", time.gmtime())},
         "validation": {"best": record.best,
                        "final": next((r for r in reversed(record.rows) if validation_key in r), {})},
     }
