@@ -11,7 +11,9 @@ paper's method). :meth:`~LearnedRegistrar.run` then
 2. **refines** (instance optimisation, ``refine=bspline``, see
    :class:`~learnreg.options.LearnedOptions`): the shared multi-resolution B-spline optimiser, on
    the same loss library as every classical method, starts from that field and deforms on top of it
-   (cancellable, with progress); ``refine=none`` keeps the one pass.
+   (cancellable, with progress): its B-spline displacement ``b`` is composed with the start's ``u``,
+   ``u(x) + b(x + u(x))``, so a folding-free start stays folding-free wherever ``b`` is (their Jacobians
+   multiply; added, they did not: 0.12 % of a held-out pair's pixels folded); ``refine=none`` keeps the one pass.
 
 Every field is a pull displacement in mm along the fixed grid's axes.
 """
@@ -28,6 +30,7 @@ import torch
 from learnreg.classical.affine import AffineRegistrar
 from learnreg.classical.bspline import BSplineRegistrar
 from learnreg.classical.iterative import steps_from_snapshots
+from learnreg.classical.optimise import on_base
 from learnreg.field import DisplacementField
 from learnreg.image import Image
 from learnreg.losses.image import NCC
@@ -116,14 +119,14 @@ class LearnedRegistrar(Registrar):
         if refine:
             t0 = time.perf_counter()
             refiner = BSplineRegistrar({"initialise": "none"})
-            base = FixedField(start, fixed.grid).to(device)
+            base = FixedField(start, fixed.grid, composed=True).to(device)
             model, refine_history, snapshots = refiner.fit_levels(fixed, moving, device, progress.span(0.5, 1.0), base)
             refined_steps = steps_from_snapshots([{"stage": "start", "loss": losses[chosen], "field": start}]
                                                  + snapshots, fixed)[1:]
             steps += _renumbered(refined_steps, len(steps), "refinement")
             with torch.no_grad():
                 model.set_grid(fixed.grid)
-                field = start + model()
+                field = on_base(start, model(), Warper(fixed.grid, fixed.grid).to(device))
             history += refine_history
             parameter_count += model.parameter_count
             stage_times["bspline_refinement"] = time.perf_counter() - t0

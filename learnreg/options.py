@@ -130,7 +130,7 @@ class LearnedOptions:
     Attributes:
         refine: ``bspline``: after the network's pass, the shared B-spline optimiser refines the field
             (instance optimisation, from the better of the network's field, an affine registration and no
-            deformation); ``none``: the one pass only (the Fast preset).
+            deformation, composed with it); ``none``: the one pass only (the Fast preset).
         start: ``best``: the result builds on whichever of the network's pass, an affine registration and no
             deformation leaves the images most similar, and says so when it is not the network's; ``network``:
             always on the network's pass (to study the network alone; the result still says when the pass

@@ -184,10 +184,16 @@ def evaluate_separable(values: torch.Tensor, matrices: list[torch.Tensor]) -> to
 class FixedField(torch.nn.Module):
     """A field that does not change (a start that later stages build on): ``(1, ndim, *spatial)`` in mm along
     the axes of the grid it was given on; on another grid over the same field of view it is interpolated
-    linearly from that original (exact at the first and last voxel centres, which pyramid levels keep)."""
+    linearly from that original (exact at the first and last voxel centres, which pyramid levels keep).
 
-    def __init__(self, field: torch.Tensor, grid: Grid) -> None:
+    ``composed``: later stages are composed with this field (this one first, then their displacement ``b``:
+    ``u(x) + b(x + u(x))``) instead of added to it, so that they cannot fold a folding-free start (see
+    :func:`~learnreg.classical.optimise.on_base`).
+    """
+
+    def __init__(self, field: torch.Tensor, grid: Grid, composed: bool = False) -> None:
         super().__init__()
+        self.composed = composed
         self.register_buffer("original", field.detach().float(), persistent=False)
         self.original_shape = tuple(grid.spatial_shape)
         self.set_grid(grid)

@@ -103,18 +103,33 @@ class Warper(torch.nn.Module):
         return (warped, mask) if return_mask else warped
 
 
-    def at_voxels(self, moving: torch.Tensor, field: torch.Tensor, voxels: torch.Tensor):
-        """The moving image warped at some voxels of the fixed grid only: ``voxels`` are flat indices into the
-        grid's spatial shape; returns ``(warped, mask)``, each ``(1, 1, len(voxels))`` (mask as in
-        :meth:`forward`). What a random-subset image loss needs, at a fraction of a full warp's cost."""
+    def voxel_coordinates(self, vectors: torch.Tensor, voxels: torch.Tensor) -> torch.Tensor:
+        """Normalised sampling coordinates ``(n, ndim)`` of some fixed voxels (flat indices into the grid's
+        spatial shape) displaced by ``vectors`` ``(ndim, n)``, mm along the fixed grid's axes."""
         nd = self.base_normalised.shape[-1]
-        base = self.base_normalised.reshape(-1, nd)[voxels]
-        shift = (self.axis_to_normalised @ field.reshape(field.shape[0], nd, -1)[0][:, voxels]).T
-        coords = (base + shift).reshape((1,) * (nd - 1) + (1, -1, nd))  # (1, [1,] 1, n, nd)
-        sampled = F.grid_sample(moving, coords.to(moving.dtype), mode="bilinear", padding_mode="border",
+        return self.base_normalised.reshape(-1, nd)[voxels] + (self.axis_to_normalised @ vectors).T
+
+    def sample_points(self, moving: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
+        """``moving`` ``(1, C, *moving.spatial)`` at normalised coordinates ``(n, ndim)``: ``(C, n)``, values
+        beyond the border extended from the border (no mask)."""
+        nd = coords.shape[-1]
+        points = coords.reshape((1,) * (nd - 1) + (1, -1, nd))  # (1, [1,] 1, n, nd)
+        sampled = F.grid_sample(moving, points.to(moving.dtype), mode="bilinear", padding_mode="border",
                                 align_corners=True)
-        mask = self.inside_mask(coords).to(sampled.dtype)
-        return (sampled * mask).reshape(1, 1, -1), mask.reshape(1, 1, -1)
+        return sampled.reshape(moving.shape[1], -1)
+
+    def at_voxels(self, moving: torch.Tensor, field: torch.Tensor, voxels: torch.Tensor, *,
+                  vectors: torch.Tensor | None = None):
+        """The moving image warped at some voxels of the fixed grid only: ``voxels`` are flat indices into the
+        grid's spatial shape, displaced by ``field`` ``(1, ndim, *spatial)`` at them, or by ``vectors``
+        ``(ndim, n)`` given at those voxels alone (``field`` then ignored: None); returns ``(warped, mask)``, each
+        ``(1, 1, len(voxels))`` (mask as in :meth:`forward`). What a random-subset image loss needs, at a
+        fraction of a full warp's cost."""
+        if vectors is None:
+            vectors = field.reshape(field.shape[0], field.shape[1], -1)[0][:, voxels]
+        coords = self.voxel_coordinates(vectors, voxels)
+        mask = self.inside_mask(coords).reshape(1, 1, -1).to(moving.dtype)
+        return self.sample_points(moving, coords).reshape(1, 1, -1) * mask, mask
 
 
 def resample_to_grid(image: Image, grid: Grid, field: torch.Tensor | None = None, *, nearest: bool = False,

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from learnreg.classical.optimise import optimise_level
+from learnreg.classical.optimise import on_base, optimise_level
 from learnreg.classical.options import IterativeOptions
 from learnreg.classical.pyramid import PyramidLevel, build_pyramid
 from learnreg.field import DisplacementField
@@ -19,6 +19,7 @@ from learnreg.losses import image_loss, regulariser
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord
 from learnreg.transformations import AffineTransformation
+from learnreg.warp import Warper
 
 
 def level_image_loss(options: IterativeOptions, level: PyramidLevel) -> torch.nn.Module:
@@ -111,7 +112,8 @@ class IterativeRegistrar(Registrar):
                    base: Optional[torch.nn.Module] = None):
         """Optimise this method's model level by level, on top of ``base`` when given: a fixed earlier stage
         (a transformation model with ``set_grid``, whose parameters are not optimised here: the affine
-        pre-alignment, or a network's field as a :class:`~learnreg.transformations.FixedField`).
+        pre-alignment, added to, or a network's field as a :class:`~learnreg.transformations.FixedField`,
+        composed with when its ``composed`` is set; see :func:`~learnreg.classical.optimise.on_base`).
 
         Returns the model, the loss history and one snapshot per level: its loss, shrink factor and
         field (including ``base``) on the level grid, for :func:`steps_from_snapshots`.
@@ -124,9 +126,11 @@ class IterativeRegistrar(Registrar):
         history: list[float] = []
         snapshots: list[dict] = []
         reg = regulariser(opts.regulariser) if hasattr(opts, "regulariser") else None
+        compose_base = bool(getattr(base, "composed", False))
         for index, level in enumerate(levels):
             model = self.model_for_level(model, level, index, fixed, moving).to(device)
             base_field = None
+            compose_warper = Warper(level.grid, level.grid).to(device) if compose_base else None
             if base is not None:
                 base.set_grid(level.grid)
                 with torch.no_grad():
@@ -136,9 +140,9 @@ class IterativeRegistrar(Registrar):
                 learning_rate=self.learning_rate(level), progress=progress.span(bounds[index], bounds[index + 1]),
                 label=f"{self.name} level {index + 1}/{len(levels)}", regulariser=reg,
                 regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field,
-                optimiser=opts.optimiser, samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
+                compose_warper=compose_warper, optimiser=opts.optimiser, samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
             with torch.no_grad():
-                level_field = model() if base_field is None else model() + base_field
+                level_field = on_base(base_field, model(), compose_warper)
             snapshots.append({"stage": self.name, "level": index + 1, "shrink_factor": float(opts.levels[index]),
                               "loss": history[-1] if history else float("nan"), "field": level_field})
         return model, history, snapshots
