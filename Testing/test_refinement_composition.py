@@ -62,3 +62,21 @@ def test_the_random_subset_sees_the_composed_displacement():
     full_warped, full_mask = warper(moving, field, return_mask=True)
     assert torch.allclose(warped.flatten(), full_warped.flatten()[voxels], atol=1e-5)
     assert torch.equal(mask.flatten(), full_mask.flatten()[voxels])
+
+
+def test_the_point_stencil_samples_as_grid_sample_does():
+    """The composition's interpolation (learnreg.warp.PointStencil): on a 3D moving grid of its own shape and
+    spacing, at points inside and beyond the border, the values and the gradient to the sampled field are
+    grid_sample's."""
+    fixed, moving_grid = Grid.make((9, 7, 5), spacing=(1.0, 1.5, 2.0)), Grid.make((6, 8, 4), spacing=(2.0, 1.0, 3.0))
+    warper = Warper(fixed, moving_grid)
+    generator = torch.Generator().manual_seed(3)
+    field = torch.randn(1, 3, 4, 8, 6, generator=generator, dtype=torch.float64, requires_grad=True)
+    coords = torch.rand(300, 3, generator=generator, dtype=torch.float64) * 2.6 - 1.3  # some beyond [-1, 1]
+    by_stencil = warper.point_stencil(coords).sample(field)
+    by_grid_sample = warper.sample_points(field, coords)
+    assert torch.allclose(by_stencil, by_grid_sample, atol=1e-10)
+    weights = torch.randn(by_stencil.shape, generator=generator, dtype=torch.float64)
+    (stencil_gradient,) = torch.autograd.grad((by_stencil * weights).sum(), field)
+    (grid_sample_gradient,) = torch.autograd.grad((by_grid_sample * weights).sum(), field)
+    assert torch.allclose(stencil_gradient, grid_sample_gradient, atol=1e-10)

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from learnreg.image import Grid, Image
 
-__all__ = ["Warper", "resample_to_grid", "axis_coordinate_tensor"]
+__all__ = ["Warper", "PointStencil", "resample_to_grid", "axis_coordinate_tensor"]
 
 
 def axis_coordinate_tensor(grid: Grid, device=None, dtype=torch.float32) -> torch.Tensor:
@@ -30,6 +30,43 @@ def axis_coordinate_tensor(grid: Grid, device=None, dtype=torch.float32) -> torc
     axes = [torch.arange(n, device=device, dtype=dtype) * s for n, s in zip(grid.size, grid.spacing)]
     mesh = torch.meshgrid(*reversed(axes[: grid.ndim]), indexing="ij")  # spatial order (k, j, i)
     return torch.stack(list(reversed(mesh)), dim=0)
+
+
+class PointStencil:
+    """Linear interpolation at fixed points of a grid, as flat voxel indices and weights: ``(n, 2^ndim)`` each.
+
+    :meth:`sample` gives what ``grid_sample`` (``align_corners=True``, border padding) gives at the same
+    points, with the gradient flowing to the sampled tensor only. When that tensor is a dense field being
+    optimised, this is cheaper than ``grid_sample``, whose backward pass to its input costs more than the rest
+    of a B-spline iteration (a 3D refinement iteration at 32768 points: 30 ms here against 58 ms).
+    """
+
+    def __init__(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
+        self.indices, self.weights = indices, weights
+
+    @classmethod
+    def at(cls, coords: torch.Tensor, spatial_shape: tuple) -> "PointStencil":
+        """The stencil at normalised coordinates ``coords`` ``(n, ndim)`` (``x`` first, as ``grid_sample``) of a
+        grid of ``spatial_shape`` (``(k, j, i)`` or ``(j, i)``)."""
+        nd = coords.shape[1]
+        sizes = torch.tensor(spatial_shape[::-1], dtype=coords.dtype, device=coords.device)  # (i, j[, k])
+        position = torch.minimum((coords + 1) * 0.5 * (sizes - 1), sizes - 1).clamp(min=0)  # continuous index
+        low = torch.minimum(position.floor(), (sizes - 2).clamp(min=0))
+        fraction = position - low
+        strides = torch.tensor(np.cumprod((1,) + tuple(spatial_shape[::-1][:-1])), device=coords.device)
+        indices, weights = [], []
+        for corner in range(2 ** nd):
+            step = torch.tensor([(corner >> a) & 1 for a in range(nd)], device=coords.device)
+            corner_index = torch.minimum(low.long() + step, sizes.long() - 1)  # an axis of one voxel: itself
+            indices.append((corner_index * strides).sum(1))
+            weights.append(torch.where(step.bool(), fraction, 1 - fraction).prod(1))
+        return cls(torch.stack(indices, 1), torch.stack(weights, 1))
+
+    def sample(self, tensor: torch.Tensor) -> torch.Tensor:
+        """``tensor`` ``(1, C, *spatial)`` at the stencil's points: ``(C, n)``."""
+        flat = tensor.reshape(tensor.shape[1], -1)
+        values = torch.index_select(flat, 1, self.indices.reshape(-1)).reshape(flat.shape[0], *self.indices.shape)
+        return (values * self.weights.to(tensor.dtype)).sum(-1)
 
 
 class Warper(torch.nn.Module):
@@ -117,6 +154,11 @@ class Warper(torch.nn.Module):
         sampled = F.grid_sample(moving, points.to(moving.dtype), mode="bilinear", padding_mode="border",
                                 align_corners=True)
         return sampled.reshape(moving.shape[1], -1)
+
+    def point_stencil(self, coords: torch.Tensor) -> "PointStencil":
+        """The linear-interpolation stencil of the moving grid at normalised coordinates ``(n, ndim)`` (beyond
+        the border: the border's values), for sampling several tensors there (see :class:`PointStencil`)."""
+        return PointStencil.at(coords.detach(), tuple(self.moving_grid.size[: self.moving_grid.ndim][::-1]))
 
     def at_voxels(self, moving: torch.Tensor, field: torch.Tensor, voxels: torch.Tensor, *,
                   vectors: torch.Tensor | None = None):

@@ -59,7 +59,7 @@ def on_base_at_voxels(base_field: Optional[torch.Tensor], field: torch.Tensor, v
     base = base_field.reshape(nd, -1)[:, voxels]
     if grid_warper is None:
         return base + field.reshape(nd, -1)[:, voxels]
-    return base + grid_warper.sample_points(field, grid_warper.voxel_coordinates(base, voxels))
+    return base + grid_warper.point_stencil(grid_warper.voxel_coordinates(base, voxels)).sample(field)
 
 
 def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torch.nn.Module, *,
