@@ -42,7 +42,7 @@ class CNNRegress(ScriptedLoadableModule):
 class CNNRegressParameterNode(RegistrationParameters):
     """The panel's parameters; ``density_percent`` and ``passes`` are CNNRegress's options."""
 
-    density_percent: Annotated[float, WithinRange(0.01, 50.0)] = 0.9
+    density_percent: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     passes: Annotated[int, WithinRange(1, 10)] = 2
 
 

@@ -258,6 +258,9 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
         create_registrar("cnnregress", {"passes": 0})
     with pytest.raises(InputError, match="density_percent="):
         create_registrar("cnnregress", {"density_percent": 80})
+    automatic = create_registrar("cnnregress").options  # density_percent=0: chosen per dimension
+    assert (automatic.density_for(2), automatic.density_for(3)) == (2.0, 0.9)
+    assert create_registrar("cnnregress", {"density_percent": 3}).options.density_for(2) == 3
     monkeypatch.setattr("learnreg.cnnregress.model.MODELS_DIR", tmp_path / "none")
     with pytest.raises(InputError, match="no shipped 2D CNNRegress weights"):
         create_registrar("cnnregress").register(fixed, moving)
@@ -300,6 +303,13 @@ def test_scene_gets_active_points_and_prediction_arrows(tmp_path):
 SHIPPED = sorted((ROOT / "Resources" / "Models").glob("cnnregress_*.pt"))
 
 
+def trained_iterations(card: dict) -> int:
+    """Training iterations behind a card's weights, over every stage it was fine-tuned from."""
+    training = card["training"]
+    earlier = training.get("initial_weights")
+    return training["iterations"] + (trained_iterations(earlier["card"]) if earlier else 0)
+
+
 @pytest.mark.skipif(not SHIPPED, reason="no shipped CNNRegress weights in Resources/Models")
 @pytest.mark.parametrize("weights", SHIPPED, ids=lambda p: p.stem)
 def test_shipped_weights_halve_tre_on_a_held_out_pair(weights):
@@ -312,7 +322,7 @@ def test_shipped_weights_halve_tre_on_a_held_out_pair(weights):
 
     model = CNNRegressModel.load(weights)
     card = json.loads(weights.with_suffix(".card.json").read_text())
-    assert card["training"]["iterations"] >= 1000 and card["model"]["ndim"] == model.config.ndim
+    assert trained_iterations(card) >= 1000 and card["model"]["ndim"] == model.config.ndim
     pair = sample_pairs()[f"brain{model.config.ndim}d"]
     fixed, moving = load_image(pair.fixed), load_image(pair.moving)
     fixed_points, moving_points, _ = match_pairs(read_landmarks(pair.fixed_landmarks),

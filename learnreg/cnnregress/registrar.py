@@ -67,7 +67,7 @@ class CNNRegressRegistrar(LearnedRegistrar):
         fixed_w = to_working(fixed, work).to(device)
         moving_w = to_working(moving, work).to(device)
         coverage = to_working(Image(np.ones(fixed.array.shape, np.float32), fixed.grid), work)[0, 0] > 0.5
-        count, note = point_count(self.options.density_percent / 100, int(coverage.sum()))
+        count, note = point_count(self.options.density_for(fixed.ndim) / 100, int(coverage.sum()))
         if note:
             progress.report(0.0, f"cnnregress: {note}")
         points = active_points(fixed_w, count, coverage.to(device))
