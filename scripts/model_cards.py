@@ -171,10 +171,10 @@ def cnnregress_parts(card: dict) -> dict:
                        + ", ".join(f"{k}: {v:.3f}" for k, v in
                                    card["tps_smoothing"]["validation_field_error_by_smoothing"].items()) + ")."],
         "columns": [("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
-        "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; `-o density_percent=P` "
-               "and `-o passes=N` set the active points and iterations. Limits: trained on one T1 brain (Colin27) "
-               "with synthetic smooth deformations (the generator's exact fields as targets); inputs must be "
-               "affinely aligned; other anatomy or modalities are outside what it has seen.",
+        "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; `-o density_percent=P` (default 0: "
+               "automatic, 2 % in 2D and 0.9 % in 3D) and `-o passes=N` set the active points and iterations. Limits: trained on a T1 brain (Colin27), a "
+               "head CT and images drawn from random label maps, with synthetic deformations (the generator's "
+               "exact fields as targets); inputs must be roughly aligned; other anatomy is outside what it has seen.",
         "figures": [f"![training displacements]({card['weights_file'][:-3]}_sampling.png)"],
     }
 
@@ -252,6 +252,8 @@ def held_out_summary(card: dict, name: str) -> dict:
     if not path.is_file() or create_registrar(method).shipped_weights(ndim).name != f"{name}.pt":
         return {}
     content = json.loads(path.read_text())
+    if content["environment"].get("date", "") < card["training"].get("date", ""):
+        return {}  # measured before these weights were trained
     by = {(r["case"], r["method"]): r for r in content["rows"]}
     cases = {}
     for case in dict.fromkeys(r["case"] for r in content["rows"]):

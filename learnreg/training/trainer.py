@@ -161,13 +161,16 @@ def plot_loss_curve(rows: list[dict], path: Path, validation_key: str, title: st
                     label=f"training loss (mean of {k} logs)")
     ax.set_xlabel("iteration")
     ax.set_ylabel("loss")
+    handles, labels = ax.get_legend_handles_labels()
+    top = ax
     if val:
         twin = ax.twinx()
         it, metric = np.array(val).T
         twin.plot(it, metric, "o-", color="tab:red", ms=3, label=f"validation {validation_key}")
         twin.set_ylabel(validation_key, color="tab:red")
-        twin.legend(loc="upper center", fontsize=8)
-    ax.legend(loc="upper right", fontsize=8)
+        twin_handles, twin_labels = twin.get_legend_handles_labels()
+        handles, labels, top = handles + twin_handles, labels + twin_labels, twin
+    top.legend(handles, labels, loc="best", fontsize=8, framealpha=0.9)  # one legend for both axes, drawn on top
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
