@@ -54,13 +54,11 @@ class PointStencil:
         low = torch.minimum(position.floor(), (sizes - 2).clamp(min=0))
         fraction = position - low
         strides = torch.tensor(np.cumprod((1,) + tuple(spatial_shape[::-1][:-1])), device=coords.device)
-        indices, weights = [], []
-        for corner in range(2 ** nd):
-            step = torch.tensor([(corner >> a) & 1 for a in range(nd)], device=coords.device)
-            corner_index = torch.minimum(low.long() + step, sizes.long() - 1)  # an axis of one voxel: itself
-            indices.append((corner_index * strides).sum(1))
-            weights.append(torch.where(step.bool(), fraction, 1 - fraction).prod(1))
-        return cls(torch.stack(indices, 1), torch.stack(weights, 1))
+        # the 2^ndim corners as steps (corners, ndim) of 0 or 1 along each axis
+        steps = torch.tensor([[(corner >> a) & 1 for a in range(nd)] for corner in range(2 ** nd)], device=coords.device)
+        corners = torch.minimum(low.long()[:, None] + steps, sizes.long() - 1)  # an axis of one voxel: itself
+        weights = torch.where(steps.bool(), fraction[:, None], 1 - fraction[:, None]).prod(-1)
+        return cls((corners * strides).sum(-1), weights)
 
     def sample(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` ``(1, C, *spatial)`` at the stencil's points: ``(C, n)``."""
