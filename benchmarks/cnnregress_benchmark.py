@@ -15,8 +15,9 @@ Methods: ``cnnregress``'s network pass alone (the paper's method: ``refine=none`
 default 0.9 % active points and two iterations; the same at 0.3 % and 3 %; one iteration at 0.9 %; ``cnnregress
 refined``, learnreg's default (the similarity check and the B-spline refinement after the pass); SimpleITK
 Demons (fast symmetric forces, multi-resolution); ANTs SyN (antspyx in its own environment,
-scripts/setup_peers.sh; CC metric, 100/70/50 iterations; skipped with a note when absent). Metrics: TRE, Dice / HD95 / ASSD of the tissue labels, folding, wall time, and for CNNRegress the
-network's and the thin-plate spline's share of the time. All on this machine's CPU (torch and ITK: 2 threads).
+scripts/setup_peers.sh; CC metric, 100/70/50 iterations; skipped with a note when absent). Metrics: TRE,
+Dice / HD95 / ASSD of the tissue labels, folding, wall time, and for CNNRegress the network's and the
+thin-plate spline's share of the time. All on this machine's CPU (torch and ITK: 2 threads).
 
 Writes benchmarks/results/cnnregress.json, cnnregress.md (targets stated as met or not) and cnnregress.png
 (the active points and their predictions on a held-out case).

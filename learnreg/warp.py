@@ -55,7 +55,8 @@ class PointStencil:
         fraction = position - low
         strides = torch.tensor(np.cumprod((1,) + tuple(spatial_shape[::-1][:-1])), device=coords.device)
         # the 2^ndim corners as steps (corners, ndim) of 0 or 1 along each axis
-        steps = torch.tensor([[(corner >> a) & 1 for a in range(nd)] for corner in range(2 ** nd)], device=coords.device)
+        steps = torch.tensor([[(corner >> a) & 1 for a in range(nd)] for corner in range(2 ** nd)],
+                             device=coords.device)
         corners = torch.minimum(low.long()[:, None] + steps, sizes.long() - 1)  # an axis of one voxel: itself
         weights = torch.where(steps.bool(), fraction[:, None], 1 - fraction[:, None]).prod(-1)
         return cls((corners * strides).sum(-1), weights)
