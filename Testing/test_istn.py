@@ -236,6 +236,12 @@ def test_pairs_draw_every_deformation_family_and_augment_intensities(tmp_path):
     corner = (slice(None), 0, 0, 0)  # background: dark, bright once inverted
     assert (inverted.moving[corner] > 0.5).all() and (upright.moving[corner] < 0.5).all()
     assert 0 <= float(upright.moving.min()) and float(upright.moving.max()) <= 1
+    # aligned pairs: no deformation and no affine part, whatever the families and affine ranges
+    aligned = random_pairs(bank, 4, grid, dataclasses.replace(augmented, identity_fraction=1.0, bias=0.0, invert=0.0,
+                                                               rotation_degrees=10.0), np.random.default_rng(1))
+    assert float(aligned.true_field.abs().max()) == 0 and torch.allclose(aligned.fixed, aligned.moving, atol=1e-5)
+    with pytest.raises(InputError, match="identity_fraction"):
+        parse_options(PairSettings, {"identity_fraction": 1.5})
     with pytest.raises(InputError, match="families"):
         parse_options(PairSettings, {"families": "bspline,waves"})
     assert parse_options(PairSettings, {"families": "dense,local"}).families == ("dense", "local")
