@@ -176,7 +176,7 @@ def test_every_module_offers_ddfnet_after_the_classical_methods_once_its_weights
 
 def shipped(ndim: int):
     return pytest.mark.skipif(not shipped_weights(ndim, "svf").is_file(), reason=f"no shipped {ndim}D ddfnet "
-                              f"weights (learnreg train ddfnet --config Resources/Models/ddfnet_{ndim}d.toml)")
+                              f"weights (Resources/Models/README.md: their recipes)")
 
 
 @pytest.mark.parametrize("ndim", [pytest.param(n, marks=shipped(n)) for n in (2, 3)])

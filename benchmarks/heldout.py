@@ -171,33 +171,55 @@ the method returns (after the similarity check, which may build on an affine reg
 
 - **Retrained** (robust recipes: Colin27, the InVesalius head CT, images drawn from random label maps; dense and
   local families besides B-splines): ISTN's default (`stn-u`, B-spline control points every 4 working voxels),
-  ddfnet's `svf` models and CNNRegress (a second stage on the robust data from its B-spline-trained weights).
+  ddfnet's `svf` models (in 2D, two more stages with one training pair in ten left aligned: see below) and
+  CNNRegress (a second stage on the robust data from its B-spline-trained weights).
   R2N2 keeps its B-spline-only weights: the same robust fine-tune left its passes where they were (2D 0.87 ->
   0.89 and 1.00 -> 1.00 of the TRE before; 3D 0.98 -> 0.99 and 1.00 -> 1.00), so it was not shipped.
 - **One pass**: CNNRegress halves the TRE on every case (0.28, 0.43, 0.44, 0.49): its robust second stage and,
   in 2D, 2 % active points instead of the paper's 0.9 % (the automatic `density_percent`, chosen on this
   table: at 0.9 % the 2D cases were 0.36 and 0.62; in 3D 2 % was no better). ISTN halves two (0.45, 0.26; 0.55
-  and 0.62 on the others), ddfnet one (mr2d-dense 0.45). ddfnet's general 3D model does not follow breathing
-  on the chest CT (1.08: its 32^3 working grid has 10 mm voxels here, and training drew no breathing); the
-  paired-CT model of the tutorial (`ddfnet_3d_ct_svf`, trained on breathing) takes this case to 0.62 (not in
-  the table: breathing is not a held-out family for it). R2N2 barely moves (0.87 to 1.00).
+  and 0.62 on the others), ddfnet one (mr2d-dense 0.48; ct2d-local 0.61, was 0.76). ddfnet's general 3D model
+  does not follow breathing on the chest CT (1.08: its 32^3 working grid has 10 mm voxels here, and training drew
+  no breathing); the paired-CT model of the tutorial (`ddfnet_3d_ct_svf`, trained on breathing) takes this case
+  to 0.62 (not in the table: breathing is not a held-out family for it). R2N2 barely moves (0.87 to 1.00).
+- **Aligned pairs**: registered to itself, a held-out fixed image should not move. With the weights shipped before
+  this run, ddfnet's pass moved the foreground by 0.98 and 1.51 mm on average (2D cases) and 1.32 and 3.56 mm (3D), and
+  ISTN's network 0.34 to 2.34 mm (its test-time refinement, part of its one pass, brings that to 0.05 mm);
+  CNNRegress moves brain2d by 0.45 mm, R2N2 not at all. Training pairs can now be left aligned
+  (`[pairs] identity_fraction`): the 2D ddfnet fine-tuned with one pair in ten aligned moves the 2D cases by 0.62
+  and 0.94 mm, and its pass went from 0.45 and 0.76 to 0.48 and 0.61 of the TRE before (a control run as long,
+  without aligned pairs: 0.44 and 0.64, moving them by 1.39 and 1.83 mm). The same stage did not help the 3D
+  ddfnet (0.78 and 1.12; aligned volumes still moved 1.24 and 2.88 mm) or ISTN (0.63 and 0.26), so neither was
+  shipped. Applying a network again to its own result (a cascade) made ddfnet worse (mr2d-dense 0.45, 0.48,
+  0.55 after one, two, three passes; ct2d-local 0.76, 0.97, 1.20) and helped ISTN in 2D only (0.45, 0.39,
+  0.35 and 0.55, 0.50, 0.45; 3D 0.62, 0.61, 0.62 and 0.26, 0.33, 0.30), so it is not offered.
 - **Never silently worse** holds for ISTN, CNNRegress and ddfnet: where a pass was worse than an affine
   registration by image similarity (ddfnet on both CT pairs, CNNRegress on both CT pairs) the result builds on
   the affine start and says so. The check judges by image similarity, not landmarks: on ct2d-local
   CNNRegress's pass (1.05 mm) was set aside for an affine start of 1.64 mm, and R2N2's passes were set aside
-  everywhere, where on `mr3d-oblique` the affine start chosen by NCC is 1.09 x identity by TRE.
+  everywhere, where on `mr3d-oblique` the affine start chosen by NCC is 1.09 x identity by TRE. Over 32 start
+  choices (these four cases with two deformation seeds, four methods), global NCC, MSE and local NCC (5, 9 or
+  15 mm windows) each chose a start worse than identity by TRE once (that one: every measure prefers the affine
+  start there); local NCC's choices averaged 1.013 x the best start's TRE against NCC's 1.03, differing from NCC
+  on one choice (CNNRegress on ct2d-local: its pass, 1.05 mm, where NCC took the affine start, 1.64).
 - **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.59 mm) and
-  ISTN + refinement (0.61) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.03); on `mr2d-dense` ISTN +
+  ISTN + refinement (0.61) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.04); on `mr2d-dense` ISTN +
   refinement 0.38 against `bspline`'s 0.50; within 0.02 mm of `bspline` on both CT pairs. It does not pay off
   in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
-  `bspline`'s, each iteration also interpolating the B-spline at the start's displaced points) take 1.3 to 5.1
+  `bspline`'s, each iteration also interpolating the B-spline at the start's displaced points) take 1.2 to 3.9
   times `bspline`'s time, so half of it is not met by any method. Refining on the two finer levels only, with
   half the iterations at full resolution, still took 1.1 to 1.2 times `bspline`'s time for 1.03 to
-  1.10 times its TRE (ddfnet), so it was not made the default.
+  1.10 times its TRE (ddfnet), so it was not made the default. Two cheaper forms, measured on the 3D cases with
+  ddfnet's start, lost too much accuracy: composing the other way round (the moving image warped once by the
+  start, then a plain B-spline registration; 0.8 to 0.9 x `bspline`'s time) gave 1.17 mm on `mr3d-oblique`
+  (composed: 0.91) and 0.66 on `ct3d-breathing` (0.33): the warped image has no mask where the start left the
+  moving image. Shorter schedules of that form (levels 4, 2, 1 with 50, 50, 25 iterations, or 2, 1 with 50,
+  25) reached 0.5 to 0.6 x the time at 1.28 x `bspline`'s TRE on `mr3d-oblique` and over 4 x on
+  `ct3d-breathing` (from its affine start): the starts leave too much for a short refinement.
 - **Folding**: none in any learned row (the refinement composes its B-spline with the network's field, so a
   folding-free pass stays so; added, ddfnet refined on `mr2d-dense` folded 0.117 % of pixels). The worst row is
   Demons on `ct3d-breathing` (0.060 %).
-- This run's machine was about twice as slow as the last one's (`bspline` on `mr3d-oblique`: 2.9 s, then 1.4 s);
+- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9 and, in this run, 2.8 s);
   every ratio compares methods of the same run.
 """
 
