@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from learnreg.metrics import folding, tre
 from learnreg.image import normalise
+from learnreg.metrics import folding, tre
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_pairs
 
