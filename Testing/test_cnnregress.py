@@ -21,12 +21,11 @@ from learnreg.cnnregress.tps import ThinPlateSpline, dense_field, grid_positions
 from learnreg.cnnregress.training import gather_vectors
 from learnreg.errors import InputError
 from learnreg.image import Image, load_image
+from learnreg.options import ONE_PASS
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image
 from learnreg.warp import Warper
 
-#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
-ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 
 

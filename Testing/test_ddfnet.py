@@ -16,14 +16,13 @@ from learnreg.errors import InputError
 from learnreg.field import jacobian_determinant
 from learnreg.image import Grid, Image, load_image
 from learnreg.metrics import folding, tre
+from learnreg.options import ONE_PASS
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image, sample_pairs
 from learnreg.training.pairs import PairBatch, training_grid
 from learnreg.velocity import exponentiate
 from learnreg.warp import Warper
 from learnreg.working import field_on_fixed_grid, working_grid
-
-ONE_PASS = {"refine": "none", "start": "network"}
 
 
 def tiny_config(**changes) -> DDFNetConfig:

@@ -14,10 +14,10 @@ import pytest
 
 from learnreg.image import normalise
 from learnreg.metrics import folding, tre
+from learnreg.options import ONE_PASS
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_pairs
 
-ONE_PASS = {"refine": "none", "start": "network"}
 
 #: (method, pair) -> why the bar is not reached yet, with the measured numbers; strict, so a model that
 #: reaches it turns the case into a failure that asks for its entry to go

@@ -31,7 +31,7 @@ from learnreg.istn.transforms import (
     rotation_matrices,
 )
 from learnreg.losses.label import hard_dice
-from learnreg.options import parse_options
+from learnreg.options import ONE_PASS, parse_options
 from learnreg.registration import create_registrar
 from learnreg.sample_data import sample_image
 from learnreg.synthetic import FIELD_FAMILIES
@@ -41,8 +41,6 @@ from learnreg.training.pairs import PairBatch, PairSettings, random_pairs, train
 from learnreg.warp import Warper
 from learnreg.working import to_working, working_grid
 
-#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
-ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -19,6 +19,7 @@ from learnreg.image import Grid, Image, load_image
 from learnreg.landmarks import read_landmarks
 from learnreg.metrics import folding, tre
 from learnreg.model_files import card_path
+from learnreg.options import ONE_PASS
 from learnreg.r2n2.gaussian import gaussian_displacement
 from learnreg.r2n2.model import R2N2Model, shipped_weights
 from learnreg.r2n2.network import NetworkConfig, R2N2Network
@@ -27,8 +28,6 @@ from learnreg.sample_data import sample_pairs
 from learnreg.warp import axis_coordinate_tensor
 from learnreg.working import working_grid
 
-#: the network's pass alone, as these tests examine it (no similarity check, no refinement)
-ONE_PASS = {"refine": "none", "start": "network"}
 ROOT = Path(__file__).resolve().parents[1]
 TINY = NetworkConfig(ndim=2, channels=(8, 8, 16), residual_units=1, fc_hidden=32, recurrent_noise=0.05)
 

@@ -43,6 +43,7 @@ from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
 from learnreg.cnnregress.model import shipped_weights  # noqa: E402
 from learnreg.image import Image, load_image  # noqa: E402
+from learnreg.options import ONE_PASS  # noqa: E402
 from learnreg.registration import create_registrar  # noqa: E402
 from learnreg.sample_data import sample_image  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
@@ -50,8 +51,6 @@ from learnreg.warp import resample_to_grid  # noqa: E402
 
 TISSUES = (1, 2, 3)  # CSF, grey matter, white matter
 DEFAULT = "cnnregress"
-#: the paper's method: the network's pass alone, as it returns it
-ONE_PASS = {"refine": "none", "start": "network"}
 #: why the targets came out as they did with the shipped 3D model (written under the targets table); measured
 #: with cnnregress_3d.pt of 2026-12-04 (robust second stage): rewrite it when the model changes
 WHY = ("Why the accuracy targets are not met: the shipped 3D model was trained on this 2-core CPU (1000 iterations "

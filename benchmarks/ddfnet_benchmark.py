@@ -41,6 +41,7 @@ from peers import ants_available, ants_syn, sitk_demons  # noqa: E402
 
 from learnreg.ddfnet.model import shipped_weights  # noqa: E402
 from learnreg.image import load_image  # noqa: E402
+from learnreg.options import ONE_PASS  # noqa: E402
 from learnreg.sample_data import sample_pairs  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
 from learnreg.training.image_bank import volume_slice  # noqa: E402
@@ -53,7 +54,6 @@ COMPARISON = {f"{output} {mode}": ROOT / f"runs/ddfnet_2d_{output}_{mode}/ddfnet
 TRAIN_COMMAND = ("learnreg train ddfnet --config Resources/Models/ddfnet_2d.toml --steps 2000 --set loss.mode={mode} "
                  "--set model.output={output} --set output.folder=../../runs/ddfnet_2d_{output}_{mode} "
                  "--set output.weights_path=../../runs/ddfnet_2d_{output}_{mode}/ddfnet_2d_{output}_{mode}.pt")
-ONE_PASS = {"refine": "none", "start": "network"}
 
 
 #: the deformation families the cases cycle through (fixed, so that a family added to the generator does not

@@ -13,6 +13,7 @@ import inspect
 import re
 import typing
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any, Optional
 
 import numpy as np
@@ -29,6 +30,9 @@ OPTIMISERS = ("auto", "lbfgs", "adam")
 REFINEMENTS = ("bspline", "none")
 #: what a learned method builds on: the best of its pass, an affine registration and no deformation, or its pass
 STARTS = ("best", "network")
+#: a learned method's options for its network's pass alone, as the paper's method returns it (no refinement, no
+#: other start): what the benchmarks and tests compare with the papers; read-only, extend it as ``{**ONE_PASS, ...}``
+ONE_PASS = MappingProxyType({"refine": "none", "start": "network"})
 
 
 def _coerce(value: Any, annotation: Any, name: str) -> Any:

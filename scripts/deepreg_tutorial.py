@@ -37,6 +37,7 @@ CT_WEIGHTS = ROOT / "Resources/Models/ddfnet_3d_ct_svf.pt"
 from learnreg.image import Image, load_image  # noqa: E402
 from learnreg.metrics import dice_per_label, folding, tre  # noqa: E402
 from learnreg.model_files import card_path  # noqa: E402
+from learnreg.options import ONE_PASS  # noqa: E402
 from learnreg.registration import create_registrar  # noqa: E402
 from learnreg.sample_data import sample_image, sample_pairs  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
@@ -136,7 +137,7 @@ def learned_paired() -> list[str]:
              "| | mean TRE (mm) | seconds | det J <= 0 (%) |", "|---|---|---|---|"]
     before = tre(pair.fixed_landmarks.points, pair.moving_landmarks.points)["mean"]
     lines.append(f"| no registration | {before:.2f} | | |")
-    for label, method, options in (("`ddfnet`, one pass", "ddfnet", {**weights, "refine": "none", "start": "network"}),
+    for label, method, options in (("`ddfnet`, one pass", "ddfnet", {**weights, **ONE_PASS}),
                                    ("`ddfnet`, refined (default)", "ddfnet", weights), ("`bspline`", "bspline", None)):
         result, seconds = timed(method, pair.fixed, pair.moving, options)
         after = tre(pair.fixed_landmarks.points, pair.moving_landmarks.points, result.field)["mean"]
