@@ -29,14 +29,15 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from harness import environment, require  # noqa: E402
-from heldout import DATA, axial_slice, regrid, rotation  # noqa: E402
+from heldout import DATA, axial_slice, rotation  # noqa: E402
 
 from learnreg.image import Image, load_image  # noqa: E402
 from learnreg.metrics import tre  # noqa: E402
+from learnreg.options import ONE_PASS  # noqa: E402
 from learnreg.registration import create_registrar, warm_up  # noqa: E402
 from learnreg.synthetic import make_pair  # noqa: E402
+from learnreg.warp import resample_centred  # noqa: E402
 
-ONE_PASS = {"refine": "none", "start": "network"}
 #: column -> (method, options): each network's pass alone; ISTN with both shipped transformation
 #: models (variant istn-i unless named) and two other variants
 METHODS = {"r2n2": ("r2n2", ONE_PASS), "istn affine": ("istn", {**ONE_PASS, "transformation": "affine"}),
@@ -64,10 +65,10 @@ def variants(ndim: int, volume: Image) -> dict:
             s = axial_slice(volume, 12, int(round(192 / spacing[0])), spacing[0])
             if spacing[1] != spacing[0] or direction is not None:
                 size = (int(round(192 / spacing[0])), int(round(192 / spacing[1])), 1)
-                s = regrid(s, size, (spacing[0], spacing[1], 1.0), direction)
+                s = resample_centred(s, size, (spacing[0], spacing[1], 1.0), direction)
             return s
         size = tuple(int(round(e / sp)) for e, sp in zip((160.0, 160.0, 120.0), spacing))
-        return regrid(volume, size, spacing, direction)
+        return resample_centred(volume, size, spacing, direction)
 
     iso = (1.0, 1.0, 1.0) if ndim == 2 else (2.0, 2.0, 2.0)
     coarse = (2.0, 2.0, 1.0) if ndim == 2 else (4.0, 4.0, 4.0)
