@@ -2,12 +2,14 @@
 """Write the human-readable model cards (Resources/Models/<name>.md) from the machine-readable ones.
 
 For each ``<name>.card.json``: copies the training run's loss curve (``runs/<name>/loss.png``, when the run
-folder is here) to ``<name>_loss.png`` (a model trained in stages: also ``runs/<name>_stage<k>/loss.png``) (and CNNRegress's training-displacement histograms, ``sampling.png``,
-to ``<name>_sampling.png``), adds the held-out benchmark rows that apply to the model from
+folder is here) to ``<name>_loss.png``, an earlier stage's (``runs/<name>_stage<k>/loss.png``) to
+``<name>_stage<k>_loss.png`` (and CNNRegress's training-displacement histograms, ``sampling.png``, to
+``<name>_sampling.png``); adds the benchmark rows that apply to the model from
 ``benchmarks/results/<method>.json`` to the card's ``benchmark`` entry and, for the weights a method uses by
 default, its rows of the held-out benchmark (``benchmarks/results/heldout.json``: images and deformation
-families no training saw) to ``held_out`` (the weights and their hash do not change), and writes
-``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model, loss and metric parts.
+families no training saw) to ``held_out``, each only when measured after the weights were trained (the weights
+and their hash do not change); and writes ``<name>.md``. R2N2, ISTN and CNNRegress cards differ in their model,
+loss and metric parts.
 
 Usage: python scripts/model_cards.py
 """
@@ -33,13 +35,19 @@ def _rows(method: str) -> tuple[list[dict], dict]:
     return content["rows"], content["environment"]
 
 
+def measured_after_training(environment: dict, card: dict) -> bool:
+    """Whether results measured in ``environment`` (their date) can be the card's weights': a run from before
+    the weights were trained measured earlier ones."""
+    return environment.get("date", "") >= card["training"].get("date", "")
+
+
 def benchmark_summary(card: dict) -> dict:
     """Mean metrics per method over the benchmark's cases this model applies to (its dimension for R2N2, its
     transformation model for ISTN)."""
     model = card["model"]
     rows, environment = _rows(card["method"])
-    if environment.get("date", "") < card["training"].get("date", ""):
-        return {}  # the method's benchmark ran before these weights were trained: its rows are not theirs
+    if not measured_after_training(environment, card):
+        return {}
     if card["method"] == "istn":
         keys = ("dice_mean", "assd_mean", "percent_nonpositive_jacobian", "seconds", "parameters")
         group = f"{model['transformation']} {model['ndim']}D"
@@ -171,8 +179,9 @@ def cnnregress_parts(card: dict) -> dict:
                        + ", ".join(f"{k}: {v:.3f}" for k, v in
                                    card["tps_smoothing"]["validation_field_error_by_smoothing"].items()) + ")."],
         "columns": [("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
-        "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; `-o density_percent=P` (default 0: "
-               "automatic, 2 % in 2D and 0.9 % in 3D) and `-o passes=N` set the active points and iterations. Limits: trained on a T1 brain (Colin27), a "
+        "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; "
+               "`-o density_percent=P` (default 0: automatic, 2 % in 2D and 0.9 % in 3D) and `-o passes=N` set the "
+               "active points and iterations. Limits: trained on a T1 brain (Colin27), a "
                "head CT and images drawn from random label maps, with synthetic deformations (the generator's "
                "exact fields as targets); inputs must be roughly aligned; other anatomy is outside what it has seen.",
         "figures": [f"![training displacements]({card['weights_file'][:-3]}_sampling.png)"],
@@ -247,16 +256,15 @@ def held_out_summary(card: dict, name: str) -> dict:
     the weights the method runs by default (``{}`` otherwise, or without results)."""
     from learnreg.registration import create_registrar
 
-    path = RESULTS / "heldout.json"
     ndim, method = card["model"]["ndim"], card["method"]
-    if not path.is_file() or create_registrar(method).shipped_weights(ndim).name != f"{name}.pt":
+    if create_registrar(method).shipped_weights(ndim).name != f"{name}.pt":
         return {}
-    content = json.loads(path.read_text())
-    if content["environment"].get("date", "") < card["training"].get("date", ""):
-        return {}  # measured before these weights were trained
-    by = {(r["case"], r["method"]): r for r in content["rows"]}
+    rows, environment = _rows("heldout")
+    if not rows or not measured_after_training(environment, card):
+        return {}
+    by = {(r["case"], r["method"]): r for r in rows}
     cases = {}
-    for case in dict.fromkeys(r["case"] for r in content["rows"]):
+    for case in dict.fromkeys(r["case"] for r in rows):
         one, refined, classical = (by.get((case, m)) for m in (f"{method} (one pass)", f"{method} (refined)",
                                                                "bspline"))
         if one is None or refined is None or f"{ndim}d-" not in case:
@@ -265,7 +273,7 @@ def held_out_summary(card: dict, name: str) -> dict:
                        "returned_one_pass": one["tre_mean"], "start": one["start"], "refined": refined["tre_mean"],
                        "refined_seconds": refined["seconds"], "bspline": classical["tre_mean"],
                        "bspline_seconds": classical["seconds"]}
-    return {"cases": cases, "environment": content["environment"]} if cases else {}
+    return {"cases": cases, "environment": environment} if cases else {}
 
 
 def held_out_lines(card: dict) -> list[str]:
