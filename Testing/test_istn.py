@@ -296,6 +296,19 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
     total = sum(s.displacement.vectors for s in result.steps)
     assert np.allclose(total, result.field.vectors, atol=1e-4)  # steps add up to the field
 
+    # the same run again resumes at its last iteration and stores the weights in half precision: a smaller
+    # file that loads back into the float32 network with the same values to float16's precision
+    full_size, full_state = weights.stat().st_size, model.network.state_dict()
+    card = train_istn(config, overrides=["model.variant=istn-e", "output.weights_precision=float16"])
+    assert card["weights_precision"] == "float16" and card["training"]["iterations"] == 3
+    assert weights.stat().st_size < 0.7 * full_size
+    for name, value in ISTNModel.load(weights).network.state_dict().items():
+        if value.is_floating_point():
+            assert value.dtype == torch.float32
+            assert torch.allclose(value, full_state[name], rtol=1e-3, atol=1e-4), name
+    with pytest.raises(InputError, match="weights_precision 'float8' is not one of float32, float16"):
+        train_istn(config, overrides=["output.weights_precision=float8"])
+
     with pytest.raises(InputError, match="variant="):
         create_registrar("istn", {"variant": "istn-x"})
     monkeypatch.setattr("learnreg.istn.model.MODELS_DIR", tmp_path / "none")

@@ -29,6 +29,9 @@ from learnreg.errors import InputError
 
 #: the weights-file layout this release writes and reads
 FORMAT_VERSION = 1
+#: how a weights file may store its floating-point tensors (``load_state_dict`` casts them back to the
+#: network's float32 parameters)
+STORAGE_PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 #: where the shipped models live
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 
@@ -148,14 +151,18 @@ class SavedNetwork(ABC):
         """Plain values stored beside the configuration (none by default)."""
         return {}
 
-    def payload(self) -> dict[str, Any]:
-        """What goes into the weights file (tensors and plain values only)."""
+    def payload(self, precision: str = "float32") -> dict[str, Any]:
+        """What goes into the weights file (tensors and plain values only), floating-point tensors in
+        ``precision`` (a key of :data:`STORAGE_PRECISIONS`)."""
+        dtype = STORAGE_PRECISIONS[precision]
         return {"method": self.method, "network": self.network.config.as_dict(), **self.settings(),
-                "state_dict": {k: v.detach().cpu() for k, v in self.network.state_dict().items()}}
+                "state_dict": {k: v.detach().cpu().to(dtype) if v.is_floating_point() else v.detach().cpu()
+                               for k, v in self.network.state_dict().items()}}
 
-    def save(self, path, card: dict) -> dict:
-        """Write weights and model card; returns the card."""
-        return save_model_file(path, self.payload(), {"method": self.method, **card})
+    def save(self, path, card: dict, precision: str = "float32") -> dict:
+        """Write weights (floating-point tensors stored in ``precision``) and model card; returns the card."""
+        return save_model_file(path, self.payload(precision),
+                               {"method": self.method, **card, "weights_precision": precision})
 
     @classmethod
     @abstractmethod

@@ -255,7 +255,7 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
         "tps_smoothing": smoothing_entry,
         **training_card(training, sampling, record, bank_seconds, device, context, "val_field_error"),
     }
-    return model.save(output.weights, card)
+    return model.save(output.weights, card, output.weights_precision)
 
 
 #: ``train_cnnregress(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a

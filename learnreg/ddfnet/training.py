@@ -216,7 +216,7 @@ def _train(data: StructureDataSettings, config: DDFNetConfig, pair_s: DDFNetPair
         "network_parameters": network.parameter_count,
         **training_card(training, loss_s, record, bank_seconds, device, context, key),
     }
-    return model.save(output.weights, card)
+    return model.save(output.weights, card, output.weights_precision)
 
 
 #: ``train_ddfnet(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a

@@ -98,7 +98,7 @@ def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings
         "network_parameters": sum(p.numel() for p in network.parameters()),
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_dice_loss"),
     }
-    return model.save(output.weights, card)
+    return model.save(output.weights, card, output.weights_precision)
 
 
 #: ``train_istn(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a configuration

@@ -198,7 +198,7 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
         "network_parameters": sum(p.numel() for p in network.parameters()),
         **training_card(training, loss_s, record, bank_seconds, device, context, "val_tre_mm"),
     }
-    return model.save(output.weights, card)
+    return model.save(output.weights, card, output.weights_precision)
 
 
 #: ``train_r2n2(config_path, *, progress=None, resume=True, steps=None, overrides=())``: train from a configuration

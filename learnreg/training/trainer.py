@@ -28,7 +28,7 @@ import torch.distributed as dist
 
 from learnreg.device import resolve_device
 from learnreg.errors import InputError
-from learnreg.model_files import atomic_write, read_card
+from learnreg.model_files import STORAGE_PRECISIONS, atomic_write, read_card
 from learnreg.progress import ProgressCallback
 
 
@@ -87,11 +87,18 @@ class TrainingSettings:
 
 @dataclass
 class OutputSettings:
-    """The ``[output]`` section: the run folder (log, checkpoint, loss curve) and where the trained weights
-    and their model card go (default ``<folder>/model.pt``)."""
+    """The ``[output]`` section: the run folder (log, checkpoint, loss curve), where the trained weights
+    and their model card go (default ``<folder>/model.pt``), and the precision their floating-point tensors
+    are stored in (``float16`` halves the file; networks always load and run in float32)."""
 
     folder: str = "runs/train"
     weights_path: str = ""
+    weights_precision: str = "float32"
+
+    def validate(self) -> None:
+        if self.weights_precision not in STORAGE_PRECISIONS:
+            raise InputError(f"weights_precision {self.weights_precision!r} is not one of "
+                             f"{', '.join(STORAGE_PRECISIONS)}")
 
     @property
     def weights(self) -> Path:
