@@ -318,7 +318,8 @@ def markdown(card: dict, name: str, has_curve: bool) -> str:
     t, best = card["training"], card["validation"]["best"]
     lines = [f"# Model card: {card['title']} (`{card['weights_file']}`)", "",
              f"Method `{card['method']}`; weights format version {card['format_version']}; "
-             f"SHA-256 `{card['sha256']}` (checked on every load).", "",
+             f"SHA-256 `{card['sha256']}` (checked on every load); stored in {card.get('weights_precision', 'float32')}, "
+             "run in float32.", "",
              "## Model", "", *parts["model"], "",
              "## Data", "", *data_lines(card), "",
              "## Training", "",
