@@ -3,6 +3,7 @@ registrar, label-carrying image banks and training from a configuration."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
@@ -180,13 +181,16 @@ def test_each_training_loss_decreases_on_a_tiny_pair(variant, transformation):
     assert "structure_mse" in stats and ("regulariser" in stats)
 
 
-def test_refinement_lowers_its_loss_and_keeps_the_best():
+@pytest.mark.parametrize("scope", ["stn", "head"])
+def test_refinement_lowers_its_loss_and_keeps_the_best(scope):
     torch.manual_seed(0)
     network = ISTNNetwork(tiny_config(variant="stn-u"))  # no ITN: the refinement loss is on the images
+    trained = copy.deepcopy(network.state_dict())
     batch = _tiny_batch(seed=3)
     warp = WorkingWarp(network, training_grid(2, 16))
     output = network(batch.fixed, batch.moving)
-    result = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0)
+    result = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0, scope=scope)
+    assert all(torch.equal(v, trained[k]) for k, v in network.state_dict().items())  # a copy was refined
     assert len(result.losses) == 41 and result.best_step > 0
     assert result.losses[result.best_step] < 0.7 * result.losses[0]
     before = hard_dice(batch.fixed_structures, batch.moving_structures).mean()
@@ -311,6 +315,10 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
 
     with pytest.raises(InputError, match="variant="):
         create_registrar("istn", {"variant": "istn-x"})
+    with pytest.raises(InputError, match="refine_scope='all' must be one of auto, head, stn"):
+        create_registrar("istn", {"refine_scope": "all"})
+    assert [create_registrar("istn").refine_scope(n) for n in (2, 3)] == ["stn", "head"]
+    assert create_registrar("istn", {"refine_scope": "head"}).refine_scope(2) == "head"
     monkeypatch.setattr("learnreg.istn.model.MODELS_DIR", tmp_path / "none")
     with pytest.raises(InputError, match="no shipped 2D ISTN weights for transformation=bspline and variant=stn-u"):
         create_registrar("istn", {"variant": "stn-u", "transformation": "bspline"}).register(fixed, moving)

@@ -107,7 +107,8 @@ def runners(transformation: str, ndim: int, device: str) -> dict:
             continue
         options = {"transformation": transformation, "variant": variant}
         out[variant] = learnreg_runner("istn", {**options, "refine_steps": 0}, device=device)
-        out[f"{variant} refined"] = learnreg_runner("istn", {**options, "refine_steps": REFINE_STEPS}, device=device)
+        out[f"{variant} refined"] = learnreg_runner("istn", {**options, "refine_steps": REFINE_STEPS,
+                                                             "refine_scope": "stn"}, device=device)  # the paper's
     out["sitk_bspline"] = sitk_bspline
     if ndim == 3 and ants_available():
         out["ants_syn"] = lambda fixed, moving: ants_syn(fixed, moving, with_affine=True)

@@ -7,7 +7,10 @@ working grid's normalised frame, is evaluated directly at the voxels of the full
 Refinement (:func:`refine`) is the paper's test-specific iteration: a copy of the STN is optimised on the
 pair with Adam while the ITN stays frozen, minimising ``MSE(M'_theta, F')`` (plus the training's
 regulariser weight x the B-spline's bending energy). No annotations are needed. The parameters with the
-lowest loss seen, the one-pass prediction included, are kept.
+lowest loss seen, the one-pass prediction included, are kept. Its scope is the whole STN (``stn``, the
+paper's) or only the STN's output layer (``head``): that layer's bias alone reaches every transformation
+parameter, and with the layers before it fixed their output is computed once, so a step costs a third as
+much at 64³ (``refine_scope`` in :mod:`learnreg.istn.method` says which one runs by default).
 """
 
 from __future__ import annotations
@@ -106,12 +109,19 @@ def pair_loss(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, regul
 
 
 def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: int, learning_rate: float,
-           regulariser_weight: float, progress: Optional[Progress] = None) -> Refinement:
-    """Optimise a copy of the STN on one pair for ``steps`` Adam steps (see the module docstring)."""
+           regulariser_weight: float, progress: Optional[Progress] = None, scope: str = "stn") -> Refinement:
+    """Optimise a copy of the STN (``scope="stn"``) or of its output layer (``"head"``) on one pair for
+    ``steps`` Adam steps (see the module docstring)."""
     fixed_r, moving_r = output.fixed_representation.detach(), output.moving_representation.detach()
     frozen = ISTNOutput(fixed_r, moving_r, output.raw.detach())
     stn = copy.deepcopy(network.stn).train(False)
-    optimiser = torch.optim.Adam(stn.parameters(), lr=learning_rate)
+    if scope == "stn":
+        parameters, predict = stn.parameters(), lambda: stn(fixed_r, moving_r)
+    else:
+        with torch.no_grad():
+            hidden = stn.encode(fixed_r, moving_r)
+        parameters, predict = stn.head.parameters(), lambda: stn.head(hidden)
+    optimiser = torch.optim.Adam(parameters, lr=learning_rate)
 
     def loss_of(raw: torch.Tensor) -> torch.Tensor:
         return pair_loss(network, frozen, warp, regulariser_weight, raw)
@@ -122,7 +132,7 @@ def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: i
     best = first
     for step in range(1, steps + 1):
         with torch.enable_grad():
-            raw = stn(fixed_r, moving_r)
+            raw = predict()
             loss = loss_of(raw)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()

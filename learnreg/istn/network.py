@@ -131,8 +131,12 @@ class SpatialTransformerNetwork(nn.Module):
         nn.init.zeros_(self.head.weight)
         nn.init.zeros_(self.head.bias)
 
+    def encode(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
+        """The hidden layer's output ``(B, fc_hidden)``: everything before the output layer ``head``."""
+        return self.hidden(self.features(torch.cat([fixed, moving], dim=1)))
+
     def forward(self, fixed: torch.Tensor, moving: torch.Tensor) -> torch.Tensor:
-        return self.head(self.hidden(self.features(torch.cat([fixed, moving], dim=1))))
+        return self.head(self.encode(fixed, moving))
 
 
 @dataclass

@@ -44,6 +44,11 @@ class ISTNRegistrar(LearnedRegistrar):
                                 f"ISTN weights for transformation={o.transformation} and variant={o.variant}",
                                 "choose another pair or pass weights=FILE")
 
+    def refine_scope(self, ndim: int) -> str:
+        """What ISTN's own refinement optimises for images of ``ndim`` dimensions (``auto`` resolved)."""
+        scope = self.options.refine_scope
+        return scope if scope != "auto" else ("head" if ndim == 3 else "stn")
+
     def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         t0 = time.perf_counter()
         model = self.model_for(fixed.ndim)
@@ -64,7 +69,7 @@ class ISTNRegistrar(LearnedRegistrar):
         history, field, kept = [one_pass_loss], one_pass, output.raw
         if self.options.refine_steps:
             result = refine(network, output, warp, self.options.refine_steps, self.options.refine_learning_rate,
-                            model.regulariser_weight, progress.span(0.05, 0.95))
+                            model.regulariser_weight, progress.span(0.05, 0.95), self.refine_scope(fixed.ndim))
             history = result.losses
             if result.best_step == 0:
                 progress.report(0.95, "istn: refinement did not lower the representation loss; keeping the "
