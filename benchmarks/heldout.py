@@ -187,8 +187,11 @@ the method returns (after the similarity check, which may build on an affine reg
   table: at 0.9 % the 2D cases were 0.36 and 0.62; in 3D 2 % was no better). ISTN now halves every case too
   (0.29, 0.42, 0.46, 0.15; on the 64^2 and 32^3 grids it had: 0.45, 0.55, 0.62, 0.26): the finer grid is its
   test-time refinement's, part of its pass as in the paper, which does most of the work (the network's output
-  alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.9 and 1.1 s a 2D pass (was 0.5
-  and 0.6), 11.4 and 11.6 s a 3D pass (was 2.4 and 2.6). ddfnet halves one (mr2d-dense 0.48; ct2d-local 0.61,
+  alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.9 s a 2D pass (was 0.5 and
+  0.6), 4.2 and 4.6 s a 3D pass (was 2.4 and 2.6). In 3D that refinement optimises only the STN's output layer
+  (`refine_scope=auto`): the whole STN, as in the paper, gave the same TRE (0.46 and 0.15) in 11.4 and 11.6 s;
+  in 2D it refines the whole STN, which there costs under a second and did better (the output layer alone,
+  measured apart: brain2d 0.10 against 0.05, mr2d-dense 0.37 against 0.29). ddfnet halves one (mr2d-dense 0.48; ct2d-local 0.61,
   was 0.76). ddfnet's general 3D model
   does not follow breathing on the chest CT (1.08: its 32^3 working grid has 10 mm voxels here, and training drew
   no breathing); the paired-CT model of the tutorial (`ddfnet_3d_ct_svf`, trained on breathing) takes this case
@@ -215,15 +218,14 @@ the method returns (after the similarity check, which may build on an affine reg
   start there); local NCC's choices averaged 1.013 x the best start's TRE against NCC's 1.03, differing from NCC
   on one choice (CNNRegress on ct2d-local: its pass, 1.05 mm, where NCC took the affine start, 1.64).
 - **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.59 mm) and
-  ISTN + refinement (0.61) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.06); on `mr2d-dense` ISTN +
+  ISTN + refinement (0.60) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.04); on `mr2d-dense` ISTN +
   refinement 0.36 against `bspline`'s 0.50; within 0.02 mm of `bspline` on both CT pairs. It does not pay off
   in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
-  `bspline`'s, each iteration also interpolating the B-spline at the start's displaced points) take 1.3 to 5.6
-  times `bspline`'s time, so half of it is not met by any method. ISTN's 3D refined runs took 16 s (5.6 and 4.7
-  x `bspline`'s; with the 32^3 model 6.6 and 8.1 s, for the same 0.61 and 0.34 mm): its 64^3 test-time
-  refinement is most of that. Without it before the shared refinement (`-o refine_steps=0`, measured apart) they
-  take 4.8 and 5.6 s for 0.97 and 0.33 mm, so the default keeps it: on `mr3d-oblique` it is what beats
-  `bspline`. Refining on the two finer levels only, with
+  `bspline`'s, each iteration also interpolating the B-spline at the start's displaced points) take 1.1 to 4.2
+  times `bspline`'s time, so half of it is not met by any method. ISTN's 3D refined runs took 7.1 and 9.8 s
+  (with the 32^3 model 6.6 and 8.1 s, for 0.61 and 0.34 mm; refining the whole 64^3 STN first, 15.8 and 16.3 s).
+  Without its own refinement before the shared one (`-o refine_steps=0`, measured apart) they take 4.8 and
+  5.6 s for 0.97 and 0.33 mm, so the default keeps it: on `mr3d-oblique` it is what beats `bspline`. Refining on the two finer levels only, with
   half the iterations at full resolution, still took 1.1 to 1.2 times `bspline`'s time for 1.03 to
   1.10 times its TRE (ddfnet), so it was not made the default. Two cheaper forms, measured on the 3D cases with
   ddfnet's start, lost too much accuracy: composing the other way round (the moving image warped once by the
