@@ -32,6 +32,7 @@ from peers import PEERS  # noqa: E402
 
 from learnreg.image import Grid, Image, load_image  # noqa: E402
 from learnreg.landmarks import match_pairs, read_landmarks  # noqa: E402
+from learnreg.options import ONE_PASS  # noqa: E402
 from learnreg.r2n2.model import shipped_weights  # noqa: E402
 from learnreg.sample_data import sample_pairs  # noqa: E402
 from learnreg.slicer.module_logic import PRESETS  # noqa: E402
@@ -85,7 +86,7 @@ def build_cases(quick: bool) -> tuple[list[Case], list[Case]]:
 
 
 def runners(device: str) -> dict:
-    r2n2 = learnreg_runner("r2n2", device=device)
+    r2n2 = learnreg_runner("r2n2", ONE_PASS, device=device)  # the paper's method: the network's steps alone
     out = {"r2n2": r2n2, REFERENCE: learnreg_runner("bspline", dict(PRESETS["R2N2 paper baseline"]), device=device),
            "bspline": learnreg_runner("bspline", device=device)}
     out.update(PEERS)
@@ -96,7 +97,7 @@ def warm_up(device: str) -> None:
     """Load the weights and let torch pick its kernels once, so timings measure registration only."""
     grid = Grid.make((64, 64, 1))
     image = Image(np.random.default_rng(0).random((1, 64, 64)).astype(np.float32), grid)
-    learnreg_runner("r2n2", {"steps": 2}, device=device)(image, image)
+    learnreg_runner("r2n2", {**ONE_PASS, "steps": 2}, device=device)(image, image)
 
 
 def targets(rows: list[dict], groups: dict[str, set[str]]) -> list[str]:
@@ -174,7 +175,7 @@ def steps_figure(case: Case, path: Path, device: str) -> None:
 
     from learnreg.registration import create_registrar
 
-    result = create_registrar("r2n2").register(case.fixed, case.moving, device=device)
+    result = create_registrar("r2n2", ONE_PASS).register(case.fixed, case.moving, device=device)
     grid = case.fixed.grid
     shown = sorted({0, 2, len(result.steps) // 2, len(result.steps) - 1})
     fig, axes = plt.subplots(1, len(shown) + 3, figsize=(2.6 * (len(shown) + 3), 3.0), dpi=90)
