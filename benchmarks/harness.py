@@ -169,6 +169,11 @@ def _fmt(value) -> str:
     return str(value)
 
 
+def read_rows(out_dir: Path, stem: str) -> list[dict]:
+    """The rows :func:`write_results` stored in ``<stem>.json`` (to rewrite the markdown without rerunning)."""
+    return json.loads((out_dir / f"{stem}.json").read_text())["rows"]
+
+
 def write_results(rows: list[dict], out_dir: Path, stem: str, title: str, reference: str, notes: str = "") -> None:
     """``<stem>.json`` with every row and the environment, ``<stem>.md`` with per-case rows and a summary
     per method (means over cases, time ratio to ``reference``)."""

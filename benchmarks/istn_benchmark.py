@@ -22,7 +22,6 @@ Usage: python benchmarks/istn_benchmark.py [--quick] [--device cpu|cuda] [--note
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 from harness import KMEANS_IMAGE, KMEANS_LABELS, Case, TargetTable, learnreg_runner, mean, other_contrast, require, \
-    run_benchmark, write_results  # noqa: E402
+    read_rows, run_benchmark, write_results  # noqa: E402
 from peers import ants_available, ants_syn, sitk_bspline  # noqa: E402
 
 from learnreg.image import Image, load_image  # noqa: E402
@@ -204,7 +203,7 @@ def main() -> None:
     out = HERE / "results"
     rows_by_model = {}
     if args.notes_only:
-        for r in json.loads((out / "istn.json").read_text())["rows"]:
+        for r in read_rows(out, "istn"):
             rows_by_model.setdefault(r["model"], []).append({**r, "method": r["method"].split(": ", 1)[1]})
     for ndim in () if args.notes_only else (2,) if args.quick else (2, 3):
         for transformation in ("affine", "bspline"):
