@@ -36,6 +36,34 @@ def test_lncc_window_in_mm():
     assert LocalNCC(9.0, spacing=(1.0, 3.0, 0.5))._window(3) == (19, 3, 9)  # 9 mm: 18 -> 19 voxels of 0.5 mm, 3 of 3 mm, 9 of 1 mm
 
 
+def _box_ncc(fixed: torch.Tensor, warped: torch.Tensor, window: tuple, eps: float = 1e-5) -> float:
+    """``1 -`` mean squared local NCC with the box means summed voxel by voxel over each window's in-image
+    voxels (the definition, without pooling)."""
+    nd = fixed.dim() - 2
+    f, w = fixed[0, 0].double(), warped[0, 0].double()
+    total = 0.0
+    for index in np.ndindex(*f.shape):
+        box = tuple(slice(max(0, i - k // 2), i + k // 2 + 1) for i, k in zip(index, window))
+        fb, wb = f[box], w[box]
+        cross = (fb * wb).mean() - fb.mean() * wb.mean()
+        var_f, var_w = (fb * fb).mean() - fb.mean() ** 2, (wb * wb).mean() - wb.mean() ** 2
+        total += float(cross * cross / (var_f.clamp_min(0) * var_w.clamp_min(0) + eps))
+    return 1.0 - total / f.numel()
+
+
+@pytest.mark.parametrize("shape, spacing", [((1, 1, 13, 11), (1.0, 2.0)), ((1, 1, 7, 9, 8), (1.0, 2.0, 0.6))])
+def test_lncc_is_the_box_window_definition(shape, spacing):
+    """The local means are taken one axis at a time (a 9-voxel 3D window costs 27 additions a voxel, not 729):
+    the same values as the box itself, also at the borders, where a window holds only the voxels inside, and
+    where the window is wider than the image (3D: 9 voxels along 7 slices, which pooling alone refused)."""
+    gen = torch.Generator().manual_seed(1)
+    a, b = torch.rand(shape, generator=gen), torch.rand(shape, generator=gen)
+    lncc = LocalNCC(window_mm=5.0, spacing=spacing)
+    window = lncc._window(len(shape) - 2)
+    assert len(set(window)) > 1  # anisotropic: each axis its own width
+    assert float(lncc(a, b)) == pytest.approx(_box_ncc(a, b, window), abs=1e-5)
+
+
 def test_label_losses():
     labels = torch.zeros(1, 1, 10, 10)
     labels[..., 2:6, 2:6] = 1
