@@ -54,6 +54,22 @@ def test_every_output_starts_near_the_identity_and_keeps_the_convention(output):
     assert DDFNet(DDFNetConfig(ndim=3, working_size=64)).parameter_count < 1_000_000  # the 3D default
 
 
+def test_weights_fine_tune_on_a_finer_working_grid_but_not_into_another_network(tmp_path):
+    """A network trained on a coarse working grid starts a training on a finer one (its parameters keep their
+    shapes: only ``working_size`` differs); weights of other layers are refused, naming what differs."""
+    torch.manual_seed(0)
+    coarse = DDFNet(tiny_config(output="svf"))
+    DDFNetModel(coarse).save(tmp_path / "coarse.pt", {})
+    finer = DDFNet(tiny_config(output="svf", working_size=32))
+    DDFNetModel.copy_into(tmp_path / "coarse.pt", finer)
+    for name, p in coarse.state_dict().items():
+        assert torch.equal(p, finer.state_dict()[name]), name
+    assert finer(torch.zeros(1, 1, 32, 32), torch.zeros(1, 1, 32, 32)).field.shape == (1, 2, 32, 32)
+    with pytest.raises(InputError, match=r"another network \(channels, working_size differ"):
+        DDFNetModel.copy_into(tmp_path / "coarse.pt", DDFNet(tiny_config(output="svf", working_size=32,
+                                                                          channels=(4, 8, 16))))
+
+
 def test_the_affine_output_is_affine_and_its_matrix_maps_fixed_to_moving_points():
     network = DDFNet(tiny_config(output="affine"))
     with torch.no_grad():

@@ -33,6 +33,9 @@ FORMAT_VERSION = 1
 #: network's float32 parameters)
 STORAGE_PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
 #: where the shipped models live
+#: network configuration fields that set the working grid's size alone: weights may be fine-tuned where only these
+#: differ and every parameter keeps its shape (a network trained on a coarser grid, fine-tuned on a finer one)
+RESOLUTION_FIELDS = ("working_size",)
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 
 
@@ -178,13 +181,19 @@ class SavedNetwork(ABC):
     @classmethod
     def copy_into(cls, path, network: torch.nn.Module) -> None:
         """Start ``network`` from the checked weights at ``path`` (fine-tuning): an :class:`InputError` when
-        they are not this method's or their network is configured differently."""
+        they are not this method's or their network is configured differently. Only the working grid's size
+        (:data:`RESOLUTION_FIELDS`) may differ, where every parameter keeps its shape: fine-tuning a network on a
+        finer grid than it was trained on."""
         saved = cls.load(path).network
         if saved.config != network.config:
-            differ = sorted(k for k, v in saved.config.as_dict().items() if network.config.as_dict().get(k) != v)
-            raise InputError(f"weights {path} were trained with another network ({', '.join(differ)} differ from "
-                             "this configuration's [model]); set [model] as in their model card, or train from "
-                             "scratch (leave initial_weights_path empty)")
+            mine = network.config.as_dict()
+            differ = sorted(k for k, v in saved.config.as_dict().items() if mine.get(k) != v)
+            shapes = {k: v.shape for k, v in network.state_dict().items()}
+            same_shapes = shapes == {k: v.shape for k, v in saved.state_dict().items()}
+            if not same_shapes or set(differ) - set(RESOLUTION_FIELDS):
+                raise InputError(f"weights {path} were trained with another network ({', '.join(differ)} differ "
+                                 "from this configuration's [model]); set [model] as in their model card, or train "
+                                 "from scratch (leave initial_weights_path empty)")
         network.load_state_dict(saved.state_dict())
 
     @classmethod
