@@ -2,7 +2,7 @@
 
 After Slicer's scripted-module template: the module, its parameter node, Widget, Logic and Test classes.
 The panel and the logic shared by the three LearnReg modules live in ``learnreg.slicer``; this file adds
-ISTN's own controls (transformation model, variant, refinement steps). The panel offers ISTN once its
+ISTN's own controls (transformation model, variant, refinement steps and scope). The panel offers ISTN once its
 weights are installed (Resources/Models/istn_*.pt), and the classical methods always.
 """
 
@@ -24,7 +24,7 @@ from slicer.util import VTKObservationMixin
 from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
                                           register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
-from learnreg.slicer.parameters import RegistrationParameters, Transformation, Variant
+from learnreg.slicer.parameters import RefineScope, RegistrationParameters, Transformation, Variant
 
 
 class ISTNRegister(ScriptedLoadableModule):
@@ -41,11 +41,12 @@ class ISTNRegister(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class ISTNRegisterParameterNode(RegistrationParameters):
-    """The panel's parameters; the last three are ISTN's options (see ``learnreg methods -v``)."""
+    """The panel's parameters; the last four are ISTN's options (see ``learnreg methods -v``)."""
 
     transformation: Transformation = Transformation.bspline
     variant: Variant = Variant.stn_u
     refine_steps: Annotated[int, WithinRange(0, 2000)] = 50
+    refine_scope: RefineScope = RefineScope.auto
 
 
 class ISTNRegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):

@@ -7,7 +7,7 @@ own method controls with their ranges (``Annotated[int, WithinRange(0, 500)]``).
 field types with ``typing.get_type_hints``, so this file must not use ``from __future__ import
 annotations`` and imports the node classes at module level: annotations stay real classes.
 
-Fixed lists (preset, device, ISTN's transformation model and variant) are enums, which the wrapper binds to
+Fixed lists (preset, device, ISTN's transformation model, variant and refinement scope) are enums, which the wrapper binds to
 combo boxes itself; the method list depends on the weights installed, so its combo box is filled at run
 time and synchronised with ``method`` by the panel (see :mod:`learnreg.slicer.panel`).
 """
@@ -62,6 +62,18 @@ class Variant(Choice):
     istn_e = "istn-e"
     stn_s = "stn-s"
     stn_u = "stn-u"
+
+
+class RefineScope(Choice):
+    """What ISTN's test-time refinement optimises (its ``refine_scope`` option)."""
+
+    auto = "auto"
+    head = "head"
+    stn = "stn"
+
+    def label(self) -> str:
+        return {"auto": "auto (3D: output layer; 2D: whole STN)", "head": "output layer",
+                "stn": "whole STN (the paper's)"}[self.value]
 
 
 class RegistrationParameters:
