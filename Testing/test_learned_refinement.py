@@ -57,10 +57,20 @@ def test_refinement_starts_from_the_pass_and_lowers_the_tre(method, brain2d):
     after = tre(landmarks.fixed, landmarks.moving, refined.field)["mean"]
     before = tre(landmarks.fixed, landmarks.moving)["mean"]
     assert after < min(one_pass, before) * 0.5, (before, one_pass, after)
-    assert [s.parameters.get("stage") for s in refined.steps][-3:] == ["refinement"] * 3
+    assert [s.parameters.get("stage") for s in refined.steps][-3:] == ["refinement"] * 3  # bspline's 3 levels
     field_from_steps = sum(s.displacement.vectors for s in refined.steps)
     assert np.allclose(field_from_steps, refined.field.vectors, atol=1e-3)
     assert "bspline_refinement" in refined.timings
+
+
+def test_the_refinement_pyramid_is_an_option(brain2d):
+    fixed, moving, landmarks = brain2d
+    result = create_registrar("ddfnet", {"refine_levels": "2,1", "refine_iterations": "20,10"}).register(
+        fixed, moving, device="cpu")
+    refinement = [s.parameters for s in result.steps if s.parameters.get("stage") == "refinement"]
+    assert [p["shrink_factor"] for p in refinement] == [2.0, 1.0]
+    assert tre(landmarks.fixed, landmarks.moving, result.field)["mean"] < tre(landmarks.fixed, landmarks.moving,
+                                                                               result.one_pass)["mean"]
 
 
 def test_report_and_command_line_give_one_pass_and_refined_tre(tmp_path, capsys):
@@ -82,6 +92,10 @@ def test_fast_preset_is_one_pass_and_default_refines():
     assert create_registrar("cnnregress").options.refine == "bspline"
     with pytest.raises(InputError, match="refine"):
         create_registrar("istn", {"refine": "demons"})
+    with pytest.raises(InputError, match="one refine_iterations per refine_levels"):
+        create_registrar("ddfnet", {"refine_levels": "2,1"})
+    with pytest.raises(InputError, match="shrink factors >= 1"):
+        create_registrar("r2n2", {"refine_levels": "0.5", "refine_iterations": "10"})
 
 
 def test_training_refuses_held_out_images(tmp_path):
