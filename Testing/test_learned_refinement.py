@@ -90,6 +90,9 @@ def test_fast_preset_is_one_pass_and_default_refines():
     assert method_options("r2n2", "Fast")["refine"] == "none"
     assert "refine" not in method_options("bspline", "Fast")
     assert create_registrar("cnnregress").options.refine == "bspline"
+    accurate = method_options("ddfnet", "Accurate")  # the refinement gets bspline's Accurate iterations
+    assert accurate == {"refine_levels": "4,2,1", "refine_iterations": method_options("bspline", "Accurate")["iterations"]}
+    assert create_registrar("ddfnet", accurate).options.refine_iterations == (200, 150, 100)
     with pytest.raises(InputError, match="refine"):
         create_registrar("istn", {"refine": "demons"})
     with pytest.raises(InputError, match="one refine_iterations per refine_levels"):
