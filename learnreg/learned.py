@@ -119,8 +119,9 @@ class LearnedRegistrar(Registrar):
         field, history = start, list(one_pass.loss_history)
         if refine:
             t0 = time.perf_counter()
-            pyramid = {"levels": self.options.refine_levels, "iterations": self.options.refine_iterations}
-            refiner = BSplineRegistrar({"initialise": "none", **(pyramid if self.options.refine_levels else {})})
+            pyramid = {"levels": self.options.refine_levels,
+                       "iterations": self.options.refine_iterations} if self.options.refine_levels else {}
+            refiner = BSplineRegistrar({"initialise": "none", **pyramid})
             base = FixedField(start, fixed.grid, composed=True).to(device)
             model, refine_history, snapshots = refiner.fit_levels(fixed, moving, device, progress.span(0.5, 1.0), base)
             refined_steps = steps_from_snapshots([{"stage": "start", "loss": losses[chosen], "field": start}]

@@ -32,10 +32,10 @@ FORMAT_VERSION = 1
 #: how a weights file may store its floating-point tensors (``load_state_dict`` casts them back to the
 #: network's float32 parameters)
 STORAGE_PRECISIONS = {"float32": torch.float32, "float16": torch.float16}
-#: where the shipped models live
 #: network configuration fields that set the working grid's size alone: weights may be fine-tuned where only these
 #: differ and every parameter keeps its shape (a network trained on a coarser grid, fine-tuned on a finer one)
 RESOLUTION_FIELDS = ("working_size",)
+#: where the shipped models live
 MODELS_DIR = Path(__file__).resolve().parents[1] / "Resources" / "Models"
 
 

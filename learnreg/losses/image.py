@@ -82,19 +82,21 @@ class LocalNCC(torch.nn.Module):
         window = self._window(nd)
         pool = F.avg_pool3d if nd == 3 else F.avg_pool2d
 
-        def local_mean(x: torch.Tensor) -> torch.Tensor:
-            """The mean over each voxel's window of the voxels inside the image, one axis at a time (the same
-            values as the box: a 9-voxel 3D window costs 27 additions a voxel instead of 729), zero-padded and
-            divided by the fraction of the window inside, so a window may be wider than the image."""
-            for axis, size in enumerate(window):  # spatial axis ``axis`` is tensor dimension 2 + axis
-                if size == 1:
-                    continue
+        # the box mean one axis at a time (the same values: a 9-voxel 3D window costs 27 additions a voxel, not
+        # 729), zero-padded and divided by the fraction of the window inside, so a window may be wider than the
+        # image: per axis (spatial axis a is tensor dimension 2 + a) its padding, kernel and that fraction
+        passes = []
+        for axis, size in enumerate(window):
+            if size > 1:
                 pad = [0, 0] * nd
                 pad[2 * (nd - 1 - axis)] = pad[2 * (nd - 1 - axis) + 1] = size // 2  # F.pad: last dimension first
                 kernel = tuple(size if a == axis else 1 for a in range(nd))
-                ones = torch.ones([x.shape[2 + a] if a == axis else 1 for a in range(nd)], dtype=x.dtype,
-                                  device=x.device)[None, None]
-                x = pool(F.pad(x, pad), kernel, stride=1) / pool(F.pad(ones, pad), kernel, stride=1)
+                ones = fixed.new_ones([fixed.shape[2 + a] if a == axis else 1 for a in range(nd)])[None, None]
+                passes.append((pad, kernel, pool(F.pad(ones, pad), kernel, stride=1)))
+
+        def local_mean(x: torch.Tensor) -> torch.Tensor:
+            for pad, kernel, inside in passes:
+                x = pool(F.pad(x, pad), kernel, stride=1) / inside
             return x
 
         mf, mw = local_mean(fixed), local_mean(warped)
