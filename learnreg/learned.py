@@ -15,6 +15,9 @@ paper's method). :meth:`~LearnedRegistrar.run` then
    (cancellable, with progress): its B-spline displacement ``b`` is composed with the start's ``u``,
    ``u(x) + b(x + u(x))``, so a folding-free start stays folding-free wherever ``b`` is (their Jacobians
    multiply; added, they did not: 0.12 % of a held-out pair's pixels folded); ``refine=none`` keeps the one pass.
+   With ``refine_from=both`` (the Accurate preset) it refines the affine start too, when that was not the start,
+   and keeps whichever refined result leaves the images more similar, saying so when it is the affine one: a
+   pass that is more similar than the affine start may still refine to a worse result than it.
 
 Every field is a pull displacement in mm along the fixed grid's axes.
 """
@@ -106,36 +109,59 @@ class LearnedRegistrar(Registrar):
             notes.append(f"{self.name}'s one pass made the images less similar than {other} (1 - NCC "
                          f"{losses['network']:.4f} against {losses[best]:.4f}); {consequence}")
             progress.report(0.5 if refine else 1.0, f"{self.name}: {notes[-1]}")
-        start = starts[chosen]
-        if chosen == "network":
-            steps, parameter_count = list(one_pass.steps), one_pass.parameter_count
-        elif chosen == "affine":
-            steps = [StepRecord(0, losses["affine"], {"stage": "affine start"},
-                                DisplacementField.from_axis_tensor(start, fixed.grid))]
-            parameter_count = affine_model.parameter_count
-        else:
-            steps, parameter_count = [], 0
         stage_times = {**one_pass.stage_times, "start_check": time.perf_counter() - t0}
-        field, history = start, list(one_pass.loss_history)
-        if refine:
+
+        def start_steps(name: str) -> tuple[list[StepRecord], int]:
+            """The steps and parameter count that a result built on start ``name`` begins with."""
+            if name == "network":
+                return list(one_pass.steps), one_pass.parameter_count
+            if name == "affine":
+                return [StepRecord(0, losses["affine"], {"stage": "affine start"},
+                                   DisplacementField.from_axis_tensor(starts["affine"], fixed.grid))], \
+                    affine_model.parameter_count
+            return [], 0
+
+        if not refine:
+            steps, parameter_count = start_steps(chosen)
+            field, history = starts[chosen], list(one_pass.loss_history)
+            losses["final"] = losses[chosen]
+        else:
             t0 = time.perf_counter()
-            pyramid = {"levels": self.options.refine_levels,
-                       "iterations": self.options.refine_iterations} if self.options.refine_levels else {}
-            refiner = BSplineRegistrar({"initialise": "none", **pyramid})
-            base = FixedField(start, fixed.grid, composed=True).to(device)
-            model, refine_history, snapshots = refiner.fit_levels(fixed, moving, device, progress.span(0.5, 1.0), base)
-            refined_steps = steps_from_snapshots([{"stage": "start", "loss": losses[chosen], "field": start}]
-                                                 + snapshots, fixed)[1:]
+            # refine_from=both also refines the affine start (when not chosen) and keeps the more similar result
+            names = [chosen] + (["affine"] if self.options.refine_from == "both" and chosen != "affine" else [])
+            refined = {name: self._refine(fixed, moving, starts[name], losses[name], device,
+                                          progress.span(0.5 + 0.5 * i / len(names), 0.5 + 0.5 * (i + 1) / len(names)))
+                       for i, name in enumerate(names)}
+            finals = similarity_losses(fixed, moving, {name: r[0] for name, r in refined.items()}, device)
+            kept = min(names, key=lambda name: (finals[name], names.index(name)))
+            if kept != chosen:
+                notes.append(f"refined from an affine registration as well (refine_from=both): that result is more "
+                             f"similar (1 - NCC {finals[kept]:.4f} against {finals[chosen]:.4f}) and is kept")
+                progress.report(1.0, f"{self.name}: {notes[-1]}")
+                chosen = kept
+            field, refined_steps, refine_history, refine_parameters = refined[chosen]
+            steps, parameter_count = start_steps(chosen)
             steps += _renumbered(refined_steps, len(steps), "refinement")
-            with torch.no_grad():
-                model.set_grid(fixed.grid)
-                field = on_base(start, model(), Warper(fixed.grid, fixed.grid).to(device))
-            history += refine_history
-            parameter_count += model.parameter_count
+            history = list(one_pass.loss_history) + refine_history
+            parameter_count += refine_parameters
+            losses["final"] = finals[chosen]
             stage_times["bspline_refinement"] = time.perf_counter() - t0
-        losses["final"] = similarity_losses(fixed, moving, {"final": field}, device)["final"] if refine \
-            else losses[chosen]
         return MethodOutput(field=field.detach(), parameter_count=parameter_count, steps=steps, loss_history=history,
                             stage_times=stage_times, images=one_pass.images,
                             affine_lps=one_pass.affine_lps if chosen == "network" and not refine else None,
                             notes=notes, one_pass_field=one_pass.field, start_losses={**losses, "chosen": chosen})
+
+    def _refine(self, fixed: Image, moving: Image, start: torch.Tensor, start_loss: float, device: torch.device,
+                progress: Progress) -> tuple[torch.Tensor, list[StepRecord], list[float], int]:
+        """The shared B-spline optimiser composed with ``start`` (see the module docstring): the refined field,
+        one step per level, the loss history and the B-spline's parameter count."""
+        pyramid = {"levels": self.options.refine_levels,
+                   "iterations": self.options.refine_iterations} if self.options.refine_levels else {}
+        refiner = BSplineRegistrar({"initialise": "none", **pyramid})
+        base = FixedField(start, fixed.grid, composed=True).to(device)
+        model, history, snapshots = refiner.fit_levels(fixed, moving, device, progress, base)
+        steps = steps_from_snapshots([{"stage": "start", "loss": start_loss, "field": start}] + snapshots, fixed)[1:]
+        with torch.no_grad():
+            model.set_grid(fixed.grid)
+            field = on_base(start, model(), Warper(fixed.grid, fixed.grid).to(device))
+        return field, steps, history, model.parameter_count
