@@ -5,9 +5,11 @@ paper's method). :meth:`~LearnedRegistrar.run` then
 
 1. **never lets a pass make things silently worse**: it measures the image similarity (global normalised
    cross-correlation, ``1 - NCC``, on the fixed grid, where the warped moving image overlaps it) with no
-   deformation, with the classical ``affine`` method's result and with the network's field; when the network's
-   is not the best, the result says so (a note in the report, the command line and the panel) and carries on
-   from the best start;
+   deformation, with the classical ``affine`` method's result, with the network's field and (``prealign=both``)
+   with the network's pass on the moving image aligned by that affine result, composed with it
+   (``affine+network``: the networks saw affine motions of a few degrees in training, real pairs may differ by
+   more); when a network's pass is not the best, the result says so (a note in the report, the command line
+   and the panel) and carries on from the best start;
 2. **refines** (instance optimisation, ``refine=bspline``, see
    :class:`~learnreg.options.LearnedOptions`): the shared multi-resolution B-spline optimiser, on
    the same loss library as every classical method (``bspline``'s pyramid unless ``refine_levels`` says
@@ -41,10 +43,12 @@ from learnreg.losses.image import NCC
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord
 from learnreg.transformations import FixedField
-from learnreg.warp import Warper
+from learnreg.warp import Warper, resample_to_grid
 
+#: the start made of the network's pass on the moving image aligned by the affine start, composed with it
+AFTER_AFFINE = "affine+network"
 #: the starts a learned result may build on, in the order preferred on a tie
-CANDIDATE_STARTS = ("network", "affine", "identity")
+CANDIDATE_STARTS = ("network", AFTER_AFFINE, "affine", "identity")
 
 
 def similarity_losses(fixed: Image, moving: Image, fields: dict[str, torch.Tensor],
@@ -88,33 +92,58 @@ class LearnedRegistrar(Registrar):
 
     def run(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:
         refine = self.options.refine != "none"
-        one_pass = self.predict(fixed, moving, device, progress.span(0.0, 0.45 if refine else 0.9))
+        prealign = self.options.prealign == "both"
+        end = 0.5 if refine else 1.0  # the passes and the start check take progress up to here
+        pass_end = end * (0.5 if prealign else 0.9)
+        one_pass = self.predict(fixed, moving, device, progress.span(0.0, pass_end))
         t0 = time.perf_counter()
         affine_model, _, _ = AffineRegistrar().fit_levels(fixed, moving, device,
-                                                          progress.span(0.45 if refine else 0.9, 0.5 if refine else 1.0))
+                                                          progress.span(pass_end, pass_end + 0.1 * end))
         with torch.no_grad():
             affine_model.set_grid(fixed.grid)
             starts = {"network": one_pass.field, "affine": affine_model(),
                       "identity": torch.zeros_like(one_pass.field)}
+        stage_times = {**one_pass.stage_times, "start_check": time.perf_counter() - t0}
+        if prealign:
+            t0 = time.perf_counter()
+            after_affine, starts[AFTER_AFFINE] = self._pass_after_affine(fixed, moving, starts["affine"], device,
+                                                                         progress.span(pass_end + 0.1 * end, end))
+            stage_times["pass_after_affine"] = time.perf_counter() - t0
         losses = similarity_losses(fixed, moving, starts, device)
-        best = min(CANDIDATE_STARTS, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+        candidates = [name for name in CANDIDATE_STARTS if name in starts]
+        best = min(candidates, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
         chosen = best if self.options.start == "best" else "network"
         notes = list(one_pass.notes)
-        if best != "network":
+        passes = [name for name in candidates if name in ("network", AFTER_AFFINE)]
+        best_pass = min(passes, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+        if best_pass == AFTER_AFFINE and chosen in ("network", AFTER_AFFINE):
+            consequence = ("the result builds on it" if chosen == AFTER_AFFINE
+                           else "kept the pass on the images as given, as asked (start=network)")
+            notes.append(f"{self.name}'s pass after an affine registration left the images more similar than its pass "
+                         f"on the images as given (1 - NCC {losses[AFTER_AFFINE]:.4f} against {losses['network']:.4f}); "
+                         f"{consequence}")
+            progress.report(end, f"{self.name}: {notes[-1]}")
+        if best not in passes:
             other = "no deformation" if best == "identity" else "an affine registration"
             if chosen == "network":
                 consequence = "kept as asked (start=network)"
             else:
                 consequence = f"refined from {other} instead" if refine else f"the result is {other} instead"
             notes.append(f"{self.name}'s one pass made the images less similar than {other} (1 - NCC "
-                         f"{losses['network']:.4f} against {losses[best]:.4f}); {consequence}")
-            progress.report(0.5 if refine else 1.0, f"{self.name}: {notes[-1]}")
-        stage_times = {**one_pass.stage_times, "start_check": time.perf_counter() - t0}
+                         f"{losses[best_pass]:.4f} against {losses[best]:.4f}); {consequence}")
+            progress.report(end, f"{self.name}: {notes[-1]}")
+        chosen_pass = after_affine if chosen == AFTER_AFFINE else one_pass
 
         def start_steps(name: str) -> tuple[list[StepRecord], int]:
             """The steps and parameter count that a result built on start ``name`` begins with."""
             if name == "network":
                 return list(one_pass.steps), one_pass.parameter_count
+            if name == AFTER_AFFINE:
+                # the affine start where the network's pass points, then the pass's own steps: they add up to the field
+                affine_part = starts[AFTER_AFFINE] - after_affine.field
+                return [StepRecord(0, losses["affine"], {"stage": "affine start, after the network's pass"},
+                                   DisplacementField.from_axis_tensor(affine_part, fixed.grid))] + \
+                    _renumbered(list(after_affine.steps), 1), affine_model.parameter_count + after_affine.parameter_count
             if name == "affine":
                 return [StepRecord(0, losses["affine"], {"stage": "affine start"},
                                    DisplacementField.from_axis_tensor(starts["affine"], fixed.grid))], \
@@ -123,7 +152,7 @@ class LearnedRegistrar(Registrar):
 
         if not refine:
             steps, parameter_count = start_steps(chosen)
-            field, history = starts[chosen], list(one_pass.loss_history)
+            field, history = starts[chosen], list(chosen_pass.loss_history)
             losses["final"] = losses[chosen]
         else:
             t0 = time.perf_counter()
@@ -142,7 +171,7 @@ class LearnedRegistrar(Registrar):
             field, refined_steps, refine_history, refine_parameters = refined[chosen]
             steps, parameter_count = start_steps(chosen)
             steps += _renumbered(refined_steps, len(steps), "refinement")
-            history = list(one_pass.loss_history) + refine_history
+            history = list(chosen_pass.loss_history) + refine_history
             parameter_count += refine_parameters
             losses["final"] = finals[chosen]
             stage_times["bspline_refinement"] = time.perf_counter() - t0
@@ -150,6 +179,17 @@ class LearnedRegistrar(Registrar):
                             stage_times=stage_times, images=one_pass.images,
                             affine_lps=one_pass.affine_lps if chosen == "network" and not refine else None,
                             notes=notes, one_pass_field=one_pass.field, start_losses={**losses, "chosen": chosen})
+
+    def _pass_after_affine(self, fixed: Image, moving: Image, affine: torch.Tensor, device: torch.device,
+                           progress: Progress) -> tuple[MethodOutput, torch.Tensor]:
+        """The network's pass on ``moving`` aligned by ``affine`` (resampled on the fixed grid), and its field
+        composed with the affine start, ``u(x) + a(x + u(x))`` (the pass's ``u`` deforms the aligned image, which
+        ``a`` warped)."""
+        aligned = resample_to_grid(moving, fixed.grid, affine, device=device)
+        after = self.predict(fixed, aligned, device, progress)
+        with torch.no_grad():
+            composed = on_base(after.field, affine.to(after.field.device), Warper(fixed.grid, fixed.grid).to(device))
+        return after, composed
 
     def _refine(self, fixed: Image, moving: Image, start: torch.Tensor, start_loss: float, device: torch.device,
                 progress: Progress) -> tuple[torch.Tensor, list[StepRecord], list[float], int]:

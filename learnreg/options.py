@@ -28,13 +28,15 @@ REGULARISER_NAMES = ("tv", "diffusion", "bending")
 OPTIMISERS = ("auto", "lbfgs", "adam")
 #: what follows a learned method's network pass (:mod:`learnreg.learned`)
 REFINEMENTS = ("bspline", "none")
-#: what a learned method builds on: the best of its pass, an affine registration and no deformation, or its pass
+#: what a learned method builds on: the best of its passes, an affine registration and no deformation, or its pass
 STARTS = ("best", "network")
+#: what a learned method's network sees: the moving image as given only, or also after the affine start
+PREALIGN = ("none", "both")
 #: what a learned method's refinement starts from: that start, or that start and the affine start (keeping the better)
 REFINE_FROM = ("start", "both")
 #: a learned method's options for its network's pass alone, as the paper's method returns it (no refinement, no
 #: other start): what the benchmarks and tests compare with the papers; read-only, extend it as ``{**ONE_PASS, ...}``
-ONE_PASS = MappingProxyType({"refine": "none", "start": "network"})
+ONE_PASS = MappingProxyType({"refine": "none", "start": "network", "prealign": "none"})
 
 
 def _coerce(value: Any, annotation: Any, name: str) -> Any:
@@ -135,12 +137,19 @@ class LearnedOptions:
 
     Attributes:
         refine: ``bspline``: after the network's pass, the shared B-spline optimiser refines the field
-            (instance optimisation, from the better of the network's field, an affine registration and no
-            deformation, composed with it); ``none``: the one pass only (the Fast preset).
-        start: ``best``: the result builds on whichever of the network's pass, an affine registration and no
-            deformation leaves the images most similar, and says so when it is not the network's; ``network``:
-            always on the network's pass (to study the network alone; the result still says when the pass
-            made the images less similar).
+            (instance optimisation, from the start that ``start`` chooses, composed with it); ``none``: the one
+            pass only (the Fast preset).
+        start: ``best``: the result builds on whichever of the network's pass, its pass after the affine
+            registration (``prealign``), that affine registration and no deformation leaves the images most
+            similar, and says so when it is not the network's pass; ``network``: always on the network's pass
+            on the images as given (to study the network alone; the result still says when the pass made the
+            images less similar).
+        prealign: ``none``: the network sees the images as given (the papers'); ``both``: it also runs on the moving
+            image aligned by the affine registration, and that pass, composed with the affine start, is one more
+            start (one more network pass). For pairs further apart than the few degrees of affine motion the
+            networks were trained on: on the bundled pairs CNNRegress's one pass went from 0.33 to 0.16 of the TRE
+            before (brain2d) and from 0.72 to 0.55 (head3d); on the held-out benchmark it was mixed
+            (benchmarks/results/heldout_prealign.md), so it is not the default.
         refine_levels: the refinement's pyramid shrink factors, coarse to fine (the control spacing is
             ``bspline``'s: the finest automatic, doubled per coarser level); empty: ``bspline``'s own (``4,2,1``).
             Measured on held-out pairs: ``2,1`` saves a tenth of the time; it lowered the TRE on the oblique
@@ -157,6 +166,7 @@ class LearnedOptions:
 
     refine: str = "bspline"
     start: str = "best"
+    prealign: str = "none"
     refine_levels: tuple[float, ...] = ()
     refine_iterations: tuple[int, ...] = ()
     refine_from: str = "start"
@@ -175,6 +185,9 @@ class LearnedOptions:
         if self.refine_from not in REFINE_FROM:
             raise InputError(f"refine_from={self.refine_from!r} must be one of {', '.join(REFINE_FROM)} (start: refine "
                              "the chosen start; both: the affine start too, keeping the more similar result)")
+        if self.prealign not in PREALIGN:
+            raise InputError(f"prealign={self.prealign!r} must be one of {', '.join(PREALIGN)} (none: the network sees "
+                             "the images as given; both: it also runs after the affine start)")
         if self.start not in STARTS:
             raise InputError(f"start={self.start!r} must be one of {', '.join(STARTS)} (best: the most similar of "
-                             "the network's pass, an affine registration and no deformation; network: its pass)")
+                             "the network's passes, an affine registration and no deformation; network: its pass)")
