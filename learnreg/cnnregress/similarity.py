@@ -9,15 +9,17 @@ For a patch pair at a point ``u`` (the fixed patch of ``P`` voxels per axis cent
 
 which is Pearson's correlation, in [-1, 1] (0 where either neighbourhood is flat). The paper writes the
 cosine form (no mean removed); removing the means makes the cue independent of each image's brightness,
-which is the appearance gap the cue is there to bridge. It is computed as a grouped convolution (one kernel
-per patch pair, derived from the data, never trained) and box filters of the moving patch, so all maps have
-the fixed patch's size and stack with the patches as input channels.
+which is the appearance gap the cue is there to bridge. It is computed as a correlation by FFT (one kernel per
+patch pair, derived from the data, never trained) and box means of the moving patch one axis at a time, so all
+maps have the fixed patch's size and stack with the patches as input channels.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from learnreg.losses.image import axis_box_mean
 
 #: flat neighbourhoods (variance below this per voxel, z-scored intensities) get similarity 0
 FLAT_VARIANCE = 1e-4
@@ -58,7 +60,6 @@ class NCCSimilarity(nn.Module):
         shape = (size_q,) * nd
         moving = moving.float()
         spectrum = torch.fft.rfftn(moving, s=shape, dim=dims)
-        spectrum_square = torch.fft.rfftn(moving * moving, s=shape, dim=dims)
         maps = []
         for r in self.radii:
             width = 2 * r + 1
@@ -66,18 +67,16 @@ class NCCSimilarity(nn.Module):
             kernel = centre_crop(fixed.float(), width)
             kernel = kernel - kernel.flatten(1).mean(1).view(-1, *[1] * (nd + 1))
             kernel_norm = kernel.flatten(1).norm(dim=1).view(-1, *[1] * (nd + 1))
-            box = torch.fft.rfftn(torch.ones((width,) * nd, device=moving.device), s=shape, dim=dims).conj()
-
-            def correlate(kernel_spectrum: torch.Tensor, signal: torch.Tensor) -> torch.Tensor:
-                """sum_w k(w) s(v + w) at the positions of the fixed patch (offset R - r in the moving patch)."""
-                full = torch.fft.irfftn(kernel_spectrum * signal, s=shape, dim=dims)
-                start = self.margin - r
-                index = (slice(None), slice(None)) + (slice(start, start + self.patch_size),) * nd
-                return full[index]
-
-            correlation = correlate(torch.fft.rfftn(kernel, s=shape, dim=dims).conj(), spectrum)
-            mean = correlate(box, spectrum) / count
-            variance = (correlate(box, spectrum_square) / count - mean * mean).clamp_min(0.0)
+            # sum_w k(w) m(v + w) at the positions of the fixed patch (offset R - r in the moving patch), by FFT
+            full = torch.fft.irfftn(torch.fft.rfftn(kernel, s=shape, dim=dims).conj() * spectrum, s=shape, dim=dims)
+            start = self.margin - r
+            correlation = full[(slice(None), slice(None)) + (slice(start, start + self.patch_size),) * nd]
+            # the moving neighbourhoods' means and variances: box means, one axis at a time, of the part they cover
+            neighbourhoods = centre_crop(moving, self.patch_size + 2 * r)
+            mean, mean_square = neighbourhoods, neighbourhoods * neighbourhoods
+            for axis in range(nd):
+                mean, mean_square = axis_box_mean(mean, axis, width), axis_box_mean(mean_square, axis, width)
+            variance = (mean_square - mean * mean).clamp_min(0.0)
             region_norm = (variance * count).sqrt()
             flat = (variance < FLAT_VARIANCE) | (kernel_norm * kernel_norm < FLAT_VARIANCE * count)
             maps.append(torch.where(flat, torch.zeros_like(correlation),

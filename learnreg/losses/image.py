@@ -55,6 +55,14 @@ class NCC(torch.nn.Module):
         return (1.0 - cross / denom).mean()
 
 
+def axis_box_mean(x: torch.Tensor, axis: int, size: int) -> torch.Tensor:
+    """Means of ``size`` consecutive voxels along spatial ``axis`` of ``x`` ``(B, C, *spatial)``, where the window
+    fits (``size - 1`` fewer voxels along that axis). Applied along every axis in turn it gives the box mean, at
+    ``size`` additions a voxel per axis instead of ``size ** ndim``."""
+    # on CPU about 5 x faster than avg_pool3d with a (size, 1, 1) kernel forward, and no slower with the gradient
+    return x.unfold(2 + axis, size, 1).mean(-1)
+
+
 class LocalNCC(torch.nn.Module):
     """``1 - `` mean squared local normalised cross-correlation over a box window.
 
@@ -80,7 +88,6 @@ class LocalNCC(torch.nn.Module):
     def forward(self, fixed: torch.Tensor, warped: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         nd = fixed.dim() - 2
         window = self._window(nd)
-        pool = F.avg_pool3d if nd == 3 else F.avg_pool2d
 
         # the box mean one axis at a time (the same values: a 9-voxel 3D window costs 27 additions a voxel, not
         # 729), zero-padded and divided by the fraction of the window inside, so a window may be wider than the
@@ -90,13 +97,12 @@ class LocalNCC(torch.nn.Module):
             if size > 1:
                 pad = [0, 0] * nd
                 pad[2 * (nd - 1 - axis)] = pad[2 * (nd - 1 - axis) + 1] = size // 2  # F.pad: last dimension first
-                kernel = tuple(size if a == axis else 1 for a in range(nd))
                 ones = fixed.new_ones([fixed.shape[2 + a] if a == axis else 1 for a in range(nd)])[None, None]
-                passes.append((pad, kernel, pool(F.pad(ones, pad), kernel, stride=1)))
+                passes.append((axis, size, pad, axis_box_mean(F.pad(ones, pad), axis, size)))
 
         def local_mean(x: torch.Tensor) -> torch.Tensor:
-            for pad, kernel, inside in passes:
-                x = pool(F.pad(x, pad), kernel, stride=1) / inside
+            for axis, size, pad, inside in passes:
+                x = axis_box_mean(F.pad(x, pad), axis, size) / inside
             return x
 
         mf, mw = local_mean(fixed), local_mean(warped)
