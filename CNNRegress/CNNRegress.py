@@ -24,7 +24,7 @@ from slicer.util import VTKObservationMixin
 from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
                                           register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
-from learnreg.slicer.parameters import RegistrationParameters
+from learnreg.slicer.parameters import Prealign, RegistrationParameters
 
 
 class CNNRegress(ScriptedLoadableModule):
@@ -40,10 +40,11 @@ class CNNRegress(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class CNNRegressParameterNode(RegistrationParameters):
-    """The panel's parameters; ``density_percent`` and ``passes`` are CNNRegress's options."""
+    """The panel's parameters; ``density_percent``, ``passes`` and ``prealign`` are CNNRegress's options."""
 
     density_percent: Annotated[float, WithinRange(0.0, 50.0)] = 0.0
     passes: Annotated[int, WithinRange(1, 10)] = 2
+    prealign: Prealign = Prealign.none
 
 
 class CNNRegressLogic(RegistrationLogic, ScriptedLoadableModuleLogic):

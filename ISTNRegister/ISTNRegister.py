@@ -24,7 +24,7 @@ from slicer.util import VTKObservationMixin
 from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
                                           register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
-from learnreg.slicer.parameters import RefineScope, RegistrationParameters, Transformation, Variant
+from learnreg.slicer.parameters import Prealign, RefineScope, RegistrationParameters, Transformation, Variant
 
 
 class ISTNRegister(ScriptedLoadableModule):
@@ -41,12 +41,13 @@ class ISTNRegister(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class ISTNRegisterParameterNode(RegistrationParameters):
-    """The panel's parameters; the last four are ISTN's options (see ``learnreg methods -v``)."""
+    """The panel's parameters; the last five are ISTN's options (see ``learnreg methods -v``)."""
 
     transformation: Transformation = Transformation.bspline
     variant: Variant = Variant.stn_u
     refine_steps: Annotated[int, WithinRange(0, 2000)] = 50
     refine_scope: RefineScope = RefineScope.auto
+    prealign: Prealign = Prealign.none
 
 
 class ISTNRegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):

@@ -24,7 +24,7 @@ from slicer.util import VTKObservationMixin
 from learnreg.slicer.module_logic import (RegistrationLogic, RegistrationSelfTest, describe_module,
                                           register_sample_data)
 from learnreg.slicer.panel import RegistrationPanel
-from learnreg.slicer.parameters import RegistrationParameters
+from learnreg.slicer.parameters import Prealign, RegistrationParameters
 
 
 class R2Register(ScriptedLoadableModule):
@@ -40,10 +40,11 @@ class R2Register(ScriptedLoadableModule):
 
 @parameterNodeWrapper
 class R2RegisterParameterNode(RegistrationParameters):
-    """The panel's parameters; ``steps`` and ``tolerance`` are R2N2's options (see ``learnreg methods -v``)."""
+    """The panel's parameters; ``steps``, ``tolerance`` and ``prealign`` are R2N2's options (see ``learnreg methods -v``)."""
 
     steps: Annotated[int, WithinRange(0, 500)] = 0
     tolerance: Annotated[float, WithinRange(0.0, 0.5)] = 0.002
+    prealign: Prealign = Prealign.none
 
 
 class R2RegisterLogic(RegistrationLogic, ScriptedLoadableModuleLogic):

@@ -7,7 +7,8 @@ own method controls with their ranges (``Annotated[int, WithinRange(0, 500)]``).
 field types with ``typing.get_type_hints``, so this file must not use ``from __future__ import
 annotations`` and imports the node classes at module level: annotations stay real classes.
 
-Fixed lists (preset, device, ISTN's transformation model, variant and refinement scope) are enums, which the wrapper binds to
+Fixed lists (preset, device, the learned methods' pre-alignment, ISTN's transformation model, variant and
+refinement scope) are enums, which the wrapper binds to
 combo boxes itself; the method list depends on the weights installed, so its combo box is filled at run
 time and synchronised with ``method`` by the panel (see :mod:`learnreg.slicer.panel`).
 """
@@ -74,6 +75,16 @@ class RefineScope(Choice):
     def label(self) -> str:
         return {"auto": "auto (3D: output layer; 2D: whole STN)", "head": "output layer",
                 "stn": "whole STN (the paper's)"}[self.value]
+
+
+class Prealign(Choice):
+    """Whether a learned method's network also runs after an affine alignment (its ``prealign`` option)."""
+
+    none = "none"
+    both = "both"
+
+    def label(self) -> str:
+        return {"none": "off (the paper's pass)", "both": "also after an affine alignment"}[self.value]
 
 
 class RegistrationParameters:
