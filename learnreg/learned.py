@@ -188,7 +188,7 @@ class LearnedRegistrar(Registrar):
         aligned = resample_to_grid(moving, fixed.grid, affine, device=device)
         after = self.predict(fixed, aligned, device, progress)
         with torch.no_grad():
-            composed = on_base(after.field, affine.to(after.field.device), Warper(fixed.grid, fixed.grid).to(device))
+            composed = on_base(after.field, affine, Warper(fixed.grid, fixed.grid).to(device))
         return after, composed
 
     def _refine(self, fixed: Image, moving: Image, start: torch.Tensor, start_loss: float, device: torch.device,
