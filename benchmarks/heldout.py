@@ -294,4 +294,3 @@ VARIANTS = {"prealign": ({"prealign": "both"}, PREALIGN_NOTES)}
 
 if __name__ == "__main__":
     main()
-
