@@ -111,11 +111,15 @@ class LearnedRegistrar(Registrar):
             stage_times["pass_after_affine"] = time.perf_counter() - t0
         losses = similarity_losses(fixed, moving, starts, device)
         candidates = [name for name in CANDIDATE_STARTS if name in starts]
-        best = min(candidates, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+
+        def most_similar(names: list[str]) -> str:  # ties go to the earlier of CANDIDATE_STARTS
+            return min(names, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+
+        best = most_similar(candidates)
         chosen = best if self.options.start == "best" else "network"
         notes = list(one_pass.notes)
         passes = [name for name in candidates if name in ("network", AFTER_AFFINE)]
-        best_pass = min(passes, key=lambda name: (losses[name], CANDIDATE_STARTS.index(name)))
+        best_pass = most_similar(passes)
         if best_pass == AFTER_AFFINE and chosen in ("network", AFTER_AFFINE):
             consequence = ("the result builds on it" if chosen == AFTER_AFFINE
                            else "kept the pass on the images as given, as asked (start=network)")

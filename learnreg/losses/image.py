@@ -91,7 +91,7 @@ class LocalNCC(torch.nn.Module):
 
         # the box mean one axis at a time (the same values: a 9-voxel 3D window costs 27 additions a voxel, not
         # 729), zero-padded and divided by the fraction of the window inside, so a window may be wider than the
-        # image: per axis (spatial axis a is tensor dimension 2 + a) its padding, kernel and that fraction
+        # image: per axis (spatial axis a is tensor dimension 2 + a) its window, padding and that fraction
         passes = []
         for axis, size in enumerate(window):
             if size > 1:
