@@ -38,7 +38,8 @@ class PointStencil:
     :meth:`sample` gives what ``grid_sample`` (``align_corners=True``, border padding) gives at the same
     points, with the gradient flowing to the sampled tensor only. When that tensor is a dense field being
     optimised, this is cheaper than ``grid_sample``, whose backward pass to its input costs more than the rest
-    of a B-spline iteration (a 3D refinement iteration at 32768 points: 30 ms here against 58 ms).
+    of a B-spline iteration. The weights are products of one pair per axis and the corners fixed offsets from
+    the lower one, so building a stencil costs a few operations on ``(n, ndim)`` and ``(n, 2^ndim)`` tensors.
     """
 
     def __init__(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
@@ -49,17 +50,22 @@ class PointStencil:
         """The stencil at normalised coordinates ``coords`` ``(n, ndim)`` (``x`` first, as ``grid_sample``) of a
         grid of ``spatial_shape`` (``(k, j, i)`` or ``(j, i)``)."""
         nd = coords.shape[1]
-        sizes = torch.tensor(spatial_shape[::-1], dtype=coords.dtype, device=coords.device)  # (i, j[, k])
-        position = torch.minimum((coords + 1) * 0.5 * (sizes - 1), sizes - 1).clamp(min=0)  # continuous index
-        low = torch.minimum(position.floor(), (sizes - 2).clamp(min=0))
-        fraction = position - low
-        strides = torch.tensor(np.cumprod((1,) + tuple(spatial_shape[::-1][:-1])), device=coords.device)
-        # the 2^ndim corners as steps (corners, ndim) of 0 or 1 along each axis
-        steps = torch.tensor([[(corner >> a) & 1 for a in range(nd)] for corner in range(2 ** nd)],
-                             device=coords.device)
-        corners = torch.minimum(low.long()[:, None] + steps, sizes.long() - 1)  # an axis of one voxel: itself
-        weights = torch.where(steps.bool(), fraction[:, None], 1 - fraction[:, None]).prod(-1)
-        return cls((corners * strides).sum(-1), weights)
+        extent = [n - 1 for n in spatial_shape[::-1]]  # (i, j[, k]): the last voxel index along each axis
+        low_flat = torch.zeros(len(coords), dtype=torch.long, device=coords.device)
+        weights = torch.ones(len(coords), 1, dtype=coords.dtype, device=coords.device)
+        offsets = torch.zeros(1, dtype=torch.long, device=coords.device)  # the corners' flat offsets from low
+        stride = 1
+        for a in range(nd):  # i varies fastest in the flat index
+            position = ((coords[:, a] + 1) * (0.5 * extent[a])).clamp(0, extent[a])  # continuous index
+            low = position.floor().clamp(max=max(extent[a] - 1, 0))
+            fraction = (position - low)[:, None]
+            low_flat = low_flat + low.long() * stride
+            pair = torch.cat([1 - fraction, fraction], 1)  # (n, 2): the lower and upper voxel's weight
+            weights = (weights[:, None, :] * pair[:, :, None]).reshape(len(coords), -1)
+            step = stride if extent[a] > 0 else 0  # an axis of one voxel: both corners are that voxel
+            offsets = torch.cat([offsets, offsets + step])
+            stride *= extent[a] + 1
+        return cls(low_flat[:, None] + offsets[None, :], weights)
 
     def sample(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` ``(1, C, *spatial)`` at the stencil's points: ``(C, n)``."""
@@ -143,7 +149,7 @@ class Warper(torch.nn.Module):
         """Normalised sampling coordinates ``(n, ndim)`` of some fixed voxels (flat indices into the grid's
         spatial shape) displaced by ``vectors`` ``(ndim, n)``, mm along the fixed grid's axes."""
         nd = self.base_normalised.shape[-1]
-        return self.base_normalised.reshape(-1, nd)[voxels] + (self.axis_to_normalised @ vectors).T
+        return self.base_normalised.reshape(-1, nd).index_select(0, voxels) + (self.axis_to_normalised @ vectors).T
 
     def sample_points(self, moving: torch.Tensor, coords: torch.Tensor) -> torch.Tensor:
         """``moving`` ``(1, C, *moving.spatial)`` at normalised coordinates ``(n, ndim)``: ``(C, n)``, values
@@ -167,7 +173,7 @@ class Warper(torch.nn.Module):
         ``(1, 1, len(voxels))`` (mask as in :meth:`forward`). What a random-subset image loss needs, at a
         fraction of a full warp's cost."""
         if vectors is None:
-            vectors = field.reshape(field.shape[0], field.shape[1], -1)[0][:, voxels]
+            vectors = field.reshape(field.shape[0], field.shape[1], -1)[0].index_select(1, voxels)
         coords = self.voxel_coordinates(vectors, voxels)
         mask = self.inside_mask(coords).reshape(1, 1, -1).to(moving.dtype)
         return self.sample_points(moving, coords).reshape(1, 1, -1) * mask, mask

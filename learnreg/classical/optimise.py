@@ -55,10 +55,10 @@ def on_base_at_voxels(base_field: Optional[torch.Tensor], field: torch.Tensor, v
     """:func:`on_base` at some voxels only (flat indices): ``(ndim, len(voxels))``."""
     nd = field.shape[1]
     if base_field is None:
-        return field.reshape(nd, -1)[:, voxels]
-    base = base_field.reshape(nd, -1)[:, voxels]
+        return field.reshape(nd, -1).index_select(1, voxels)
+    base = base_field.reshape(nd, -1).index_select(1, voxels)
     if grid_warper is None:
-        return base + field.reshape(nd, -1)[:, voxels]
+        return base + field.reshape(nd, -1).index_select(1, voxels)
     return base + grid_warper.point_stencil(grid_warper.voxel_coordinates(base, voxels)).sample(field)
 
 
@@ -97,7 +97,7 @@ def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torc
         if voxels is not None:
             vectors = on_base_at_voxels(base_field, field, voxels, compose_warper)
             warped, mask = level.warper.at_voxels(level.moving, None, voxels, vectors=vectors)
-            similarity = image_loss(level.fixed.reshape(1, 1, -1)[:, :, voxels], warped, mask)
+            similarity = image_loss(level.fixed.reshape(1, 1, -1).index_select(2, voxels), warped, mask)
         else:
             warped, mask = level.warper(level.moving, on_base(base_field, field, compose_warper), return_mask=True)
             similarity = image_loss(level.fixed, warped, mask)
