@@ -77,7 +77,8 @@ def test_the_refinement_pyramid_is_an_option(brain2d):
 def test_refining_from_both_starts_keeps_the_affine_one_where_it_ends_more_similar(brain2d):
     """ddfnet's pass on brain2d is more similar than the affine start, yet refines to 0.30 mm where the affine
     start refines to 0.10: refine_from=both (the Accurate preset) refines both, keeps the more similar result and
-    says so; its steps are the affine start's and their refinement."""
+    says so; its steps are the affine start's and their refinement. Refined from the affine start, the B-spline is
+    added to it as bspline adds its own to its affine stage: the field is bspline's."""
     fixed, moving, landmarks = brain2d
     default = create_registrar("ddfnet").register(fixed, moving, device="cpu")
     both = create_registrar("ddfnet", {"refine_from": "both"}).register(fixed, moving, device="cpu")
@@ -89,6 +90,8 @@ def test_refining_from_both_starts_keeps_the_affine_one_where_it_ends_more_simil
     stages = [s.parameters.get("stage") for s in both.steps]
     assert stages == ["affine start"] + ["refinement"] * 3
     assert np.allclose(sum(s.displacement.vectors for s in both.steps), both.field.vectors, atol=1e-3)
+    bspline = create_registrar("bspline").register(fixed, moving, device="cpu")
+    assert np.allclose(both.field.vectors, bspline.field.vectors, atol=1e-5)
 
 
 def test_the_pass_after_the_affine_start_is_a_start_and_said(brain2d):

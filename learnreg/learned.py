@@ -14,9 +14,10 @@ paper's method). :meth:`~LearnedRegistrar.run` then
    :class:`~learnreg.options.LearnedOptions`): the shared multi-resolution B-spline optimiser, on
    the same loss library as every classical method (``bspline``'s pyramid unless ``refine_levels`` says
    otherwise), starts from that field and deforms on top of it
-   (cancellable, with progress): its B-spline displacement ``b`` is composed with the start's ``u``,
+   (cancellable, with progress): its B-spline displacement ``b`` is composed with a network's ``u``,
    ``u(x) + b(x + u(x))``, so a folding-free start stays folding-free wherever ``b`` is (their Jacobians
-   multiply; added, they did not: 0.12 % of a held-out pair's pixels folded); ``refine=none`` keeps the one pass.
+   multiply; added, they did not: 0.12 % of a held-out pair's pixels folded), and added to the affine start, as
+   ``bspline`` adds it to its affine stage (which it then equals); ``refine=none`` keeps the one pass.
    With ``refine_from=both`` (the Accurate preset) it refines the affine start too, when that was not the start,
    and keeps whichever refined result leaves the images more similar, saying so when it is the affine one: a
    pass that is more similar than the affine start may still refine to a worse result than it.
@@ -42,7 +43,7 @@ from learnreg.image import Image
 from learnreg.losses.image import NCC
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord
-from learnreg.transformations import FixedField
+from learnreg.transformations import AffineTransformation, FixedField
 from learnreg.warp import Warper, resample_to_grid
 
 #: the start made of the network's pass on the moving image aligned by the affine start, composed with it
@@ -162,7 +163,8 @@ class LearnedRegistrar(Registrar):
             t0 = time.perf_counter()
             # refine_from=both also refines the affine start (when not chosen) and keeps the more similar result
             names = [chosen] + (["affine"] if self.options.refine_from == "both" and chosen != "affine" else [])
-            refined = {name: self._refine(fixed, moving, starts[name], losses[name], device,
+            refined = {name: self._refine(fixed, moving, starts[name], affine_model if name == "affine" else None,
+                                          losses[name], device,
                                           progress.span(0.5 + 0.5 * i / len(names), 0.5 + 0.5 * (i + 1) / len(names)))
                        for i, name in enumerate(names)}
             finals = similarity_losses(fixed, moving, {name: r[0] for name, r in refined.items()}, device)
@@ -195,17 +197,20 @@ class LearnedRegistrar(Registrar):
             composed = on_base(after.field, affine, Warper(fixed.grid, fixed.grid).to(device))
         return after, composed
 
-    def _refine(self, fixed: Image, moving: Image, start: torch.Tensor, start_loss: float, device: torch.device,
+    def _refine(self, fixed: Image, moving: Image, start: torch.Tensor, affine: Optional[AffineTransformation],
+                start_loss: float, device: torch.device,
                 progress: Progress) -> tuple[torch.Tensor, list[StepRecord], list[float], int]:
-        """The shared B-spline optimiser composed with ``start`` (see the module docstring): the refined field,
-        one step per level, the loss history and the B-spline's parameter count."""
+        """The shared B-spline optimiser on top of ``start`` (see the module docstring): the refined field, one step
+        per level, the loss history and the B-spline's parameter count. ``affine``: the start is this affine
+        registration's field, which the B-spline is added to, as ``bspline`` deforms on its affine stage (an affine
+        map folds nowhere, and the sum costs no composition per iteration)."""
         pyramid = {"levels": self.options.refine_levels,
                    "iterations": self.options.refine_iterations} if self.options.refine_levels else {}
         refiner = BSplineRegistrar({"initialise": "none", **pyramid})
-        base = FixedField(start, fixed.grid, composed=True).to(device)
+        base = affine if affine is not None else FixedField(start, fixed.grid, composed=True).to(device)
         model, history, snapshots = refiner.fit_levels(fixed, moving, device, progress, base)
         steps = steps_from_snapshots([{"stage": "start", "loss": start_loss, "field": start}] + snapshots, fixed)[1:]
         with torch.no_grad():
             model.set_grid(fixed.grid)
-            field = on_base(start, model(), Warper(fixed.grid, fixed.grid).to(device))
+            field = on_base(start, model(), None if affine is not None else Warper(fixed.grid, fixed.grid).to(device))
         return field, steps, history, model.parameter_count
