@@ -18,13 +18,15 @@ Writes benchmarks/results/heldout.json and .md, with the issue's targets stated 
 A variant (``--variant prealign``) runs every learned row with other options and writes heldout_VARIANT.json and
 .md, to compare with the defaults' table.
 
-Usage: python benchmarks/heldout.py [--quick] [--methods r2n2,istn,cnnregress,ddfnet] [--variant NAME] [--notes-only]
+Usage: python benchmarks/heldout.py [--quick] [--methods r2n2,istn,cnnregress,ddfnet] [--variant NAME] [--repeats N]
+       [--notes-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -102,13 +104,27 @@ def learned_runner(method: str, options: dict, case: Case):
     return run
 
 
-def runners(methods, ants: bool, case: Case, learned_options: dict) -> dict:
+def median_time(runner, repeats: int):
+    """``runner`` run ``repeats`` times (the same seeded result each time): its result, with the median wall time
+    as ``seconds`` (a single run's time varied by up to a third between runs on this machine)."""
+    def run(fixed: Image, moving: Image):
+        times = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            field, parameters, *extras = runner(fixed, moving)
+            times.append(time.perf_counter() - t0)
+        return field, parameters, {**(extras[0] if extras else {}), "seconds": float(np.median(times))}
+    return run
+
+
+def runners(methods, ants: bool, case: Case, learned_options: dict, repeats: int) -> dict:
     out = {}
     for method in methods:
         out[f"{method} (one pass)"] = learned_runner(method, {**learned_options, "refine": "none"}, case)
         out[f"{method} (refined)"] = learned_runner(method, dict(learned_options), case)
         out[f"{method} (accurate)"] = learned_runner(method, {**learned_options, "refine_from": "both"}, case)
     out["bspline"] = learnreg_runner("bspline", device="cpu")
+    out = {name: median_time(runner, repeats) for name, runner in out.items()}
     out["sitk_demons"] = sitk_demons
     if ants and case.fixed.ndim == 3:
         out["ants_syn"] = lambda f, m: ants_syn(f, m, with_affine=True)
@@ -153,6 +169,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=HERE / "results")
     parser.add_argument("--variant", choices=sorted(VARIANTS), default=None,
                         help="run every learned row with a variant's options (see VARIANTS); writes heldout_VARIANT.*")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="time learnreg's rows as the median of this many runs (the peers run once)")
     parser.add_argument("--notes-only", action="store_true",
                         help="rewrite heldout.md from the rows of heldout.json with the current notes; runs nothing")
     args = parser.parse_args()
@@ -166,7 +184,7 @@ def main() -> None:
         warm_up()
         rows = []
         for one in build_cases(args.quick):
-            rows += run_benchmark([one], runners(methods, ants_available(), one, learned_options))
+            rows += run_benchmark([one], runners(methods, ants_available(), one, learned_options, args.repeats))
     lines = ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
     lines += [f"| {t} | {m} | {'met' if ok else 'NOT met'} |" for t, m, ok in targets(rows, methods)]
     title = "Learned methods on held-out images and deformations" + (
@@ -179,7 +197,7 @@ NOTES = """Cases (see the script's docstring): `mr2d-dense` (pyradiomics brain1,
 field), `ct2d-local` (lung2, axial slice, 1.6 mm, three local large motions), `mr3d-oblique` (brain2 on a grid
 rotated 15 and 10 degrees, 2 x 2 x 2.5 mm, dense field), `ct3d-breathing` (lung1, 2.5 x 2.5 x 5 mm, breathing
 motion up to 16 mm at the diaphragm plus a small dense field). Time is each method's whole `register()` call
-(peers: their registration call), on 2 threads. `network_tre_mean`: the network's pass alone; `tre_mean`: what
+(peers: their registration call, once; learnreg's rows: the median of three runs), on 2 threads. `network_tre_mean`: the network's pass alone; `tre_mean`: what
 the method returns (after the similarity check, which may build on an affine registration instead: `start`).
 
 ## What the table says
@@ -237,12 +255,20 @@ the method returns (after the similarity check, which may build on an affine reg
   15 mm windows) each chose a start worse than identity by TRE once (that one: every measure prefers the affine
   start there); local NCC's choices averaged 1.013 x the best start's TRE against NCC's 1.03, differing from NCC
   on one choice (CNNRegress on ct2d-local: its pass, 1.05 mm, where NCC took the affine start, 1.64).
-- **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.59 mm) and
-  ISTN + refinement (0.60) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.04); on `mr2d-dense` ISTN +
-  refinement 0.36 against `bspline`'s 0.50; within 0.02 mm of `bspline` on both CT pairs. It does not pay off
-  in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
-  `bspline`'s, each iteration also interpolating the B-spline at the start's displaced points) take 1.3 to 4.0
-  times `bspline`'s time, so half of it is not met by any method. ISTN's 3D refined runs took 7.8 and 9.3 s
+- **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.60 mm) and
+  ISTN + refinement (0.60) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.03); on `mr2d-dense` ISTN +
+  refinement 0.36 against `bspline`'s 0.50; within 0.01 mm of `bspline` on both CT pairs (from the affine start,
+  the refinement adds its B-spline to the affine map, as `bspline` does on its affine stage, and so returns
+  `bspline`'s field: R2N2's on `ct3d-breathing` 0.317 mm, where it composed and returned 0.328 before, and on
+  `mr3d-oblique` 1.01, where composing returned 0.97; the sum costs no composition per iteration). It does not pay
+  off in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
+  `bspline`'s, each iteration from a network's start also interpolating the B-spline at the start's displaced
+  points) take 1.0 to 4.3 times `bspline`'s time, so half of it is not met by any method: ISTN's and
+  CNNRegress's 3D passes alone (4.7 and 8.2 to 8.7 s) take longer than `bspline` (2.3 and 3.4 s), and R2N2's and
+  ddfnet's leave most of the work to a full refinement (R2N2: the affine start on both; ddfnet: 0.75 of the TRE
+  before on `mr3d-oblique`, the affine start on `ct3d-breathing`). This run
+  has the faster B-spline evaluation (one matrix product per axis, `benchmarks/classical_speed.py`'s notes),
+  which lowered the refinement's time and `bspline`'s alike. ISTN's 3D refined runs took 7.7 and 9.3 s
   (with the 32^3 model 6.6 and 8.1 s, for 0.61 and 0.34 mm; refining the whole 64^3 STN first, 15.8 and 16.3 s).
   Without its own refinement before the shared one (`-o refine_steps=0`, measured apart) they take 4.8 and
   5.6 s for 0.97 and 0.33 mm, so the default keeps it: on `mr3d-oblique` it is what beats `bspline`. Refining on the two finer levels only, with
@@ -263,8 +289,8 @@ the method returns (after the similarity check, which may build on an affine reg
 - **Folding**: none in any learned row (the refinement composes its B-spline with the network's field, so a
   folding-free pass stays so; added, ddfnet refined on `mr2d-dense` folded 0.117 % of pixels). The worst row is
   Demons on `ct3d-breathing` (0.060 %).
-- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8 and, in this run, 2.75 s);
-  every ratio compares methods of the same run.
+- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75 and, in this run,
+  2.3 s, the median of three); every ratio compares methods of the same run.
 """
 
 
