@@ -111,6 +111,24 @@ def test_affine_field_is_the_matrix_about_the_centre():
 
 
 # ----------------------------------------------------------------- B-spline STN
+@pytest.mark.parametrize("ndim", [2, 3])
+def test_bspline_regulariser_is_the_bending_energy_of_its_field(ndim):
+    """Computed on the control points, the regulariser equals the dense field's bending energy (batch mean),
+    value and gradient."""
+    from learnreg.losses.regularisers import BendingEnergy
+
+    model = BSplineModel(ndim, 24, control_spacing=4)
+    torch.manual_seed(ndim)
+    raw = (0.5 * torch.randn(2, model.parameter_count)).requires_grad_()
+    step = 2.0 / 23
+    dense = BendingEnergy()(model.field(raw), (step,) * ndim)
+    (dense_gradient,) = torch.autograd.grad(dense, raw)
+    energy = model.regulariser(raw)
+    (gradient,) = torch.autograd.grad(energy, raw)
+    assert float(energy) == pytest.approx(float(dense), rel=1e-4)
+    assert torch.allclose(gradient, dense_gradient, rtol=1e-3, atol=1e-6 * float(dense_gradient.abs().max()))
+
+
 def test_bspline_known_control_points_give_the_known_field():
     model = BSplineModel(2, 17, control_spacing=4, max_displacement=0.2)
     assert model.count == 4 + 4 and model.parameter_count == 2 * 64

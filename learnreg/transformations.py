@@ -121,33 +121,9 @@ class BSplineTransformation(torch.nn.Module):
         return evaluate_separable(self.coefficients, self.bases()).unsqueeze(0)
 
     def quadratic_energy(self, terms, spacing) -> torch.Tensor:
-        """``sum over terms of weight * mean over voxels of sum_c (D u_c)^2`` for derivative operators ``D``
-        given per term as ``(weight, orders)`` (how many times to differentiate along each axis ``i, j[, k]``),
-        with the dense field's finite differences (``torch.gradient``, spacing in mm), but computed on the
-        control points: ``|| (M_i x M_j x M_k) c ||^2 = c . (M_i^T M_i x M_j^T M_j x M_k^T M_k) c`` with small
-        Gram matrices, so it costs nothing like evaluating the field. Equal to the same regulariser applied
-        to :meth:`forward`'s field (see :mod:`learnreg.losses.regularisers`)."""
-        bases = self.bases()
-        voxels = int(np.prod([b.shape[0] for b in bases]))
-        spacing = tuple(float(s) for s in spacing[: len(bases)])
-        with torch.no_grad():  # the symmetric operator applied once: value c.(Gc), gradient 2Gc
-            applied = sum(weight * evaluate_separable(self.coefficients, self._gram_matrices(tuple(orders), spacing))
-                          for weight, orders in terms)
-        return SymmetricQuadraticForm.apply(self.coefficients, applied) / voxels
-
-    def _gram_matrices(self, orders: tuple, spacing: tuple) -> list[torch.Tensor]:
-        """``M_a^T M_a`` per axis, ``M_a`` the basis differentiated ``orders[a]`` times; cached until the grid
-        changes."""
-        key = (orders, spacing, self.coefficients.device)
-        if key not in self._grams:
-            grams = []
-            for a, basis in enumerate(self.bases()):
-                m = basis
-                for _ in range(orders[a]):
-                    m = torch.gradient(m, spacing=spacing[a], dim=0)[0] if m.shape[0] > 1 else torch.zeros_like(m)
-                grams.append(m.T @ m)
-            self._grams[key] = grams
-        return self._grams[key]
+        """The regulariser given by ``terms`` of this model's field, from its coefficients
+        (:func:`separable_quadratic_energy`)."""
+        return separable_quadratic_energy(self.coefficients, self.bases(), terms, spacing, self._grams)
 
     def fit(self, field: torch.Tensor) -> None:
         """Set the coefficients to the least-squares fit of a field ``(1, ndim, *spatial)`` on the current grid."""
@@ -169,6 +145,38 @@ class SymmetricQuadraticForm(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor):
         (applied,) = ctx.saved_tensors
         return 2 * grad * applied, None
+
+
+def separable_quadratic_energy(values: torch.Tensor, bases: list[torch.Tensor], terms, spacing,
+                               grams: dict) -> torch.Tensor:
+    """``sum over terms of weight * mean over voxels of sum_c (D u_c)^2`` for the field
+    ``u = evaluate_separable(values, bases)`` of ``(C, *counts)`` coefficients (``C``: components, or batch x
+    components, all summed), with derivative operators ``D`` given per term as ``(weight, orders)`` (how many times
+    to differentiate along each axis ``i, j[, k]``) as the dense field's finite differences (``torch.gradient``,
+    ``spacing`` per axis), but computed on the coefficients: ``|| (M_i x M_j x M_k) c ||^2 =
+    c . (M_i^T M_i x M_j^T M_j x M_k^T M_k) c`` with small Gram matrices, so it costs nothing like evaluating the
+    field. Equal to the same regulariser applied to the dense field (:mod:`learnreg.losses.regularisers`).
+    ``grams`` caches the Gram matrices between calls; empty it when the bases change."""
+    voxels = int(np.prod([b.shape[0] for b in bases]))
+    spacing = tuple(float(s) for s in spacing[: len(bases)])
+    with torch.no_grad():  # the symmetric operator applied once: value c.(Gc), gradient 2Gc
+        applied = sum(weight * evaluate_separable(values, _derivative_grams(bases, tuple(orders), spacing, grams))
+                      for weight, orders in terms)
+    return SymmetricQuadraticForm.apply(values, applied) / voxels
+
+
+def _derivative_grams(bases: list[torch.Tensor], orders: tuple, spacing: tuple, grams: dict) -> list[torch.Tensor]:
+    """``M_a^T M_a`` per axis, ``M_a`` the basis differentiated ``orders[a]`` times; cached in ``grams``."""
+    key = (orders, spacing, bases[0].device, bases[0].dtype)
+    if key not in grams:
+        out = []
+        for a, basis in enumerate(bases):
+            m = basis
+            for _ in range(orders[a]):
+                m = torch.gradient(m, spacing=spacing[a], dim=0)[0] if m.shape[0] > 1 else torch.zeros_like(m)
+            out.append(m.T @ m)
+        grams[key] = out
+    return grams[key]
 
 
 def evaluate_separable(values: torch.Tensor, matrices: list[torch.Tensor]) -> torch.Tensor:

@@ -21,7 +21,8 @@ from typing import Optional, Sequence
 import torch
 
 from learnreg.losses.regularisers import BendingEnergy
-from learnreg.transformations import bspline_basis_matrix, control_point_count, evaluate_separable
+from learnreg.transformations import (bspline_basis_matrix, control_point_count, evaluate_separable,
+                                      separable_quadratic_energy)
 
 
 def rotation_matrices(angles: torch.Tensor) -> torch.Tensor:
@@ -124,6 +125,7 @@ class BSplineModel(torch.nn.Module):
         self.spacing = 2.0 * control_spacing / (working_size - 1)  # normalised units
         self.count = control_point_count(2.0, self.spacing)
         self.max_displacement = max_displacement
+        self._grams: dict = {}  # the regulariser's Gram matrices (separable_quadratic_energy)
         for a in range(ndim):
             self.register_buffer(f"working_basis_{a}", self.basis(normalised_axis_positions(working_size)),
                                  persistent=False)
@@ -155,6 +157,12 @@ class BSplineModel(torch.nn.Module):
         return dense.reshape(batch, self.ndim, *dense.shape[1:])
 
     def regulariser(self, raw: torch.Tensor) -> torch.Tensor:
-        """Bending energy of the field on the working grid (normalised units)."""
+        """Bending energy of the field on the working grid (normalised units), mean over the batch: the dense
+        field's finite differences, computed on the control points (:func:`separable_quadratic_energy`)."""
         step = 2.0 / (self.working_size - 1)
-        return BendingEnergy()(self.field(raw), (step,) * self.ndim)
+        values = self.control_points(raw)
+        flat = values.reshape(len(raw) * self.ndim, *values.shape[2:])
+        bases = [getattr(self, f"working_basis_{a}").to(values.dtype) for a in range(self.ndim)]
+        energy = separable_quadratic_energy(flat, bases, BendingEnergy().terms(self.ndim), (step,) * self.ndim,
+                                            self._grams)
+        return energy / len(raw)
