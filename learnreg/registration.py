@@ -221,7 +221,7 @@ def warm_up() -> None:
     one Adam step through ``grid_sample`` on a 4^3 volume. A Slicer panel calls this in the background when
     it opens, so that the first run reports its first iteration at once."""
     parameter = torch.zeros(1, 4, 4, 4, 3, requires_grad=True)
-    optimiser = torch.optim.Adam([parameter], lr=0.1, amsgrad=True)
+    optimiser = torch.optim.Adam([parameter], lr=0.1, amsgrad=True, fused=True)
     warped = torch.nn.functional.grid_sample(torch.ones(1, 1, 4, 4, 4), parameter, align_corners=True)
     warped.mean().backward()
     optimiser.step()

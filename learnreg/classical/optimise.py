@@ -171,7 +171,7 @@ def _lbfgs(model: torch.nn.Module, objective: Callable, iterations: int, stop_to
 def _adam(model: torch.nn.Module, objective: Callable, iterations: int, learning_rate: float, voxels: int,
           samples: int, seed: int, stop_tolerance: float, stop_window: int, history: list[float],
           report: Callable[[float], None]) -> None:
-    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, amsgrad=True)
+    optimiser = torch.optim.Adam(model.parameters(), lr=learning_rate, amsgrad=True, fused=True)
     sampler = torch.Generator(device="cpu").manual_seed(int(seed)) if samples else None
     device = next(model.parameters()).device
     for iteration in range(iterations):

@@ -121,7 +121,7 @@ def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: i
         with torch.no_grad():
             hidden = stn.encode(fixed_r, moving_r)
         parameters, predict = stn.head.parameters(), lambda: stn.head(hidden)
-    optimiser = torch.optim.Adam(parameters, lr=learning_rate)
+    optimiser = torch.optim.Adam(parameters, lr=learning_rate, fused=True)
 
     def loss_of(raw: torch.Tensor) -> torch.Tensor:
         return pair_loss(network, frozen, warp, regulariser_weight, raw)

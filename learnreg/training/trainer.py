@@ -202,7 +202,7 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
     folder = Path(output.folder)
     folder.mkdir(parents=True, exist_ok=True)
     objective.to(device)
-    optimiser = torch.optim.Adam(objective.parameters(), lr=settings.learning_rate, amsgrad=True)
+    optimiser = torch.optim.Adam(objective.parameters(), lr=settings.learning_rate, amsgrad=True, fused=True)
     checkpoint_path = folder / "checkpoint.pt"
     start, elapsed, rows, best = 0, 0.0, [], {}
     best_state = _cpu_copy(objective)
