@@ -305,21 +305,6 @@ def test_training_starts_from_initial_weights(tmp_path):
     tuned_network = R2N2Model.load(tmp_path / "out" / "model.pt").network
     for name, p in tuned_network.state_dict().items():
         assert torch.allclose(p, start.network.state_dict()[name], atol=1e-6), name
-    # reset_widths: the same start, but every Gaussian's width back to mid-range whatever the images
-    train_r2n2(tuned, steps=1, overrides=["training.learning_rate=1e-12", "model.reset_widths=true",
-                                          "output.folder=reset_run"])
-    reset = R2N2Model.load(tmp_path / "out" / "model.pt").network.eval()
-    nd = reset.config.ndim
-    for name, p in reset.state_dict().items():
-        expected = start.network.state_dict()[name]
-        if name.startswith("parameters_net.head."):
-            assert p[:nd].abs().max() < 1e-6 and torch.allclose(p[nd:], expected[nd:], atol=1e-6), name
-        else:
-            assert torch.allclose(p, expected, atol=1e-6), name
-    with torch.no_grad():
-        g, _ = reset(torch.randn(2, 1, 16, 16), torch.randn(2, 1, 16, 16), reset.start())
-    middle = (reset.config.min_width + reset.config.max_width) / 2
-    assert torch.allclose(g.widths, torch.full_like(g.widths, middle))
     with pytest.raises(InputError, match=r"another network \(fc_hidden differ.*set \[model\] as in their model card"):
         train_r2n2(tuned, steps=1, overrides=["model.fc_hidden=64", "output.folder=other_run"])
 

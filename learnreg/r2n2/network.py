@@ -203,15 +203,6 @@ class R2N2Network(nn.Module):
         self.angle_count = 1 if nd == 2 else 3
         self.parameters_net = ParameterNetwork(nd, c[2], config.fc_hidden, 2 * nd + self.angle_count)
 
-    def reset_widths(self) -> None:
-        """Zero the parameter network's width outputs, as at initialisation: every Gaussian starts mid-range
-        again (``(min_width + max_width) / 2``), where the sigmoid's gradient is largest. For fine-tuning
-        weights whose widths saturated at ``max_width``, which no gradient moves back."""
-        nd = self.config.ndim
-        with torch.no_grad():
-            self.parameters_net.head.weight[:nd].zero_()
-            self.parameters_net.head.bias[:nd].zero_()
-
     @property
     def size_multiple(self) -> int:
         """Working-grid sizes must be multiples of this (the stem and two stride-2 convolutions)."""

@@ -39,13 +39,10 @@ from learnreg.working import zscore
 @dataclass(frozen=True)
 class ModelSettings(NetworkConfig):
     """The ``[model]`` section: the network (the fields of :class:`~learnreg.r2n2.network.NetworkConfig`),
-    the working grid's size, the number of steps per registration and ``reset_widths``: start the Gaussians'
-    widths mid-range again after loading ``[training] initial_weights_path``
-    (:meth:`~learnreg.r2n2.network.R2N2Network.reset_widths`)."""
+    the working grid's size and the number of steps per registration."""
 
     working_size: int = 64
     sequence_length: int = 20
-    reset_widths: bool = False
 
     def validate(self) -> None:
         if self.ndim not in (2, 3):
@@ -179,8 +176,6 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
     network = R2N2Network(model_s.network_config())
     if training.initial_weights_path:  # a checkpoint being resumed replaces these
         R2N2Model.copy_into(training.initial_weights_path, network)
-        if model_s.reset_widths:
-            network.reset_widths()
     objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 
