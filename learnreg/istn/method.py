@@ -33,8 +33,8 @@ class ISTNOptions(LearnedOptions):
         refine_learning_rate: Adam learning rate of ISTN's own refinement.
         refine_scope: what that refinement optimises: ``stn``, the whole STN (the paper's), or ``head``, only
             its output layer (its features computed once). ``auto`` (default): ``head`` in 3D, where it gives
-            the same held-out TRE in a quarter to under half of the time, ``stn`` in 2D, where it costs under a second and
-            ``head`` left more (benchmarks/results/heldout.md).
+            the same held-out TRE in a quarter to under half of the time, ``stn`` in 2D, where it costs under a
+            second and ``head`` left more (benchmarks/results/heldout.md).
     """
 
     weights: str = ""
