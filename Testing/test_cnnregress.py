@@ -258,7 +258,7 @@ def test_training_writes_weights_that_the_registrar_runs(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="density_percent="):
         create_registrar("cnnregress", {"density_percent": 80})
     automatic = create_registrar("cnnregress").options  # density_percent=0: chosen per dimension
-    assert (automatic.density_for(2), automatic.density_for(3)) == (2.0, 0.9)
+    assert (automatic.density_for(2), automatic.density_for(3)) == (2.0, 0.5)
     assert create_registrar("cnnregress", {"density_percent": 3}).options.density_for(2) == 3
     monkeypatch.setattr("learnreg.cnnregress.model.MODELS_DIR", tmp_path / "none")
     with pytest.raises(InputError, match="no shipped 2D CNNRegress weights"):

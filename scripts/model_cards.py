@@ -180,7 +180,7 @@ def cnnregress_parts(card: dict) -> dict:
                                    card["tps_smoothing"]["validation_field_error_by_smoothing"].items()) + ")."],
         "columns": [("mean TRE", "tre_mean", 2), ("Dice", "dice_mean", 3), ("ASSD (mm)", "assd_mean", 2)],
         "use": "`learnreg register --method cnnregress ...`, or the CNNRegress module in Slicer; "
-               "`-o density_percent=P` (default 0: automatic, 2 % in 2D and 0.9 % in 3D) and `-o passes=N` set the "
+               "`-o density_percent=P` (default 0: automatic, 2 % in 2D and 0.5 % in 3D) and `-o passes=N` set the "
                "active points and iterations. Limits: trained on a T1 brain (Colin27), a "
                "head CT and images drawn from random label maps, with synthetic deformations (the generator's "
                "exact fields as targets); inputs must be roughly aligned; other anatomy is outside what it has seen.",
