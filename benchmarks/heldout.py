@@ -212,18 +212,21 @@ the method returns (after the similarity check, which may build on an affine reg
   fresh 2D training on the robust data and a fine-tune with its widths set back to mid-range (their widths went to
   the largest allowed again; `Resources/Models/README.md`). Its transformation is not the limit: 5 Gaussians fitted
   to the known fields take the 2D cases to 0.38 and 0.21 of the TRE before (10: 0.28 and 0.06).
-- **One pass**: CNNRegress halves the TRE on every case (0.28, 0.43, 0.44, 0.49): its robust second stage and,
-  in 2D, 2 % active points instead of the paper's 0.9 % (the automatic `density_percent`, chosen on this
-  table: at 0.9 % the 2D cases were 0.36 and 0.62; in 3D 2 % was no better). ISTN now halves every case too
+- **One pass**: CNNRegress halves the TRE on every case (0.28, 0.43, 0.46, 0.49): its robust second stage and
+  the automatic `density_percent`, chosen on this table: in 2D 2 % active points instead of the paper's 0.9 % (at
+  0.9 % the 2D cases were 0.36 and 0.62), in 3D 0.5 % since this run (at 0.9 %: 0.44 and 0.49 in 7.8 and 8.0 s,
+  now 5.3 and 5.6 s; 2 % was no better, 0.3 % took `mr3d-oblique` to 0.51; over these two cases, another deformation
+  seed of each and head3d, 0.5 % averaged 0.566 of the TRE before and 0.9 % 0.571). The halving is this table's
+  draw: `mr3d-oblique` with another deformation seed (33) is taken to 0.68 (0.67 at 0.9 %). ISTN now halves every case too
   (0.29, 0.42, 0.46, 0.16; on the 64^2 and 32^3 grids it had: 0.45, 0.55, 0.62, 0.26): the finer grid is its
   test-time refinement's, part of its pass as in the paper, which does most of the work (the network's output
   alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.8 s a 2D pass (0.5 and
-  0.6 on the coarser grids), 2.5 s a 3D pass (2.4 and 2.6 on the coarser grids; 4.7 and 4.3 s in the previous run,
+  0.6 on the coarser grids), 3.1 and 2.5 s a 3D pass (2.4 and 2.6 on the coarser grids; 4.7 and 4.3 s two runs before,
   before its B-spline regulariser was computed on the control points, which spares each refinement step a second
   evaluation of the field and the second differences' backward, and before Adam's steps were fused: the same TRE to
   1e-4 mm in 3D). In 3D that refinement optimises only the STN's output layer
   (`refine_scope=auto`): the whole STN, as in the paper, gave the same TRE (0.46 and 0.16) in 4 and 2.3 times the
-  time (measured after this run: 15.6 and 16.5 s against 3.8 and 7.1 s, the machine slower then than in the run);
+  time (measured on a slower hour of this machine: 15.6 and 16.5 s against 3.8 and 7.1 s);
   in 2D it refines the whole STN, which there costs under a second and did better (the output layer alone,
   measured apart: brain2d 0.10 against 0.05, mr2d-dense 0.37 against 0.29). ddfnet halves one (mr2d-dense 0.48; ct2d-local 0.61,
   was 0.76). ddfnet's general 3D model
@@ -270,15 +273,17 @@ the method returns (after the similarity check, which may build on an affine reg
   `mr3d-oblique` 1.01, where composing returned 0.97; the sum costs no composition per iteration). It does not pay
   off in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
   `bspline`'s, each iteration from a network's start also interpolating the B-spline at the start's displaced
-  points) take 0.8 to 4.9 times `bspline`'s time, so half of it is not met by any method: ISTN's and
-  CNNRegress's 3D passes alone (2.5 s; 7.8 and 8.0 s) take longer than half of `bspline`'s (2.1 and 4.2 s), and R2N2's and
+  points) take 1.0 to 2.5 times `bspline`'s time, so half of it is not met by any method: ISTN's and
+  CNNRegress's 3D passes alone (3.1 and 2.5 s; 5.3 and 5.6 s) take longer than half of `bspline`'s (3.4 and 3.0 s),
+  and R2N2's and
   ddfnet's leave most of the work to a full refinement (R2N2: the affine start on both; ddfnet: 0.75 of the TRE
-  before on `mr3d-oblique`, the affine start on `ct3d-breathing`). The ratios under 1 (R2N2 and ddfnet refined on
-  `ct3d-breathing`, 0.84 and 0.85) are the machine's drift within the run, not a gain: from the affine start those
-  rows run `bspline`'s own registration after a pass (`bspline` on that case: 4.2 s here, 2.5 to 4.4 s in eight runs
-  measured after it). The B-spline is evaluated by one matrix product per axis
+  before on `mr3d-oblique`, the affine start on `ct3d-breathing`). The machine's speed drifts within a run: the run
+  before this one (an hour earlier, CNNRegress at 0.9 %) had R2N2 and ddfnet refined on `ct3d-breathing` at 0.84 and
+  0.85 of `bspline`'s time, though from the affine start those rows run `bspline`'s own registration after a pass
+  (`bspline` there: 4.2 s; 2.5 to 4.4 s in eight runs measured after it). The B-spline is evaluated by one matrix product per axis
   (`benchmarks/classical_speed.py`'s notes), which serves the refinement and `bspline` alike. ISTN's 3D refined runs
-  took 5.4 and 6.4 s (7.7 and 9.3 s in the previous run, before the faster regulariser and Adam steps above;
+  took 6.2 and 7.7 s (5.4 and 6.4 s in the run before, 7.7 and 9.3 s two runs before, before the faster regulariser
+  and Adam steps above;
   with the 32^3 model 6.6 and 8.1 s then, for 0.61 and 0.34 mm; refining the whole 64^3 STN first, 15.8 and 16.3 s).
   Without its own refinement before the shared one (`-o refine_steps=0`, measured apart) they take 4.8 and
   5.6 s for 0.97 and 0.33 mm, so the default keeps it: on `mr3d-oblique` it is what beats `bspline`. Refining on the two finer levels only, with
@@ -299,8 +304,8 @@ the method returns (after the similarity check, which may build on an affine reg
 - **Folding**: none in any learned row (the refinement composes its B-spline with the network's field, so a
   folding-free pass stays so; added, ddfnet refined on `mr2d-dense` folded 0.117 % of pixels). The worst row is
   Demons on `ct3d-breathing` (0.060 %).
-- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3 and, in this run,
-  2.1 s, the median of three), and within a run by up to a third; every ratio compares methods of the same run.
+- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3, 2.1 and, in this run,
+  3.4 s, the median of three), and within a run by up to a third; every ratio compares methods of the same run.
   Adam's steps are fused since this run (`torch.optim.Adam(fused=True)`), which changes iterative results by
   rounding only: `bspline` on `ct3d-breathing` 0.317 -> 0.318 mm, ISTN's 2D pass on `mr2d-dense` (its whole STN
   refined) 1.406 -> 1.419 mm.
