@@ -221,7 +221,7 @@ the method returns (after the similarity check, which may build on an affine reg
   (0.29, 0.42, 0.46, 0.16; on the 64^2 and 32^3 grids it had: 0.45, 0.55, 0.62, 0.26): the finer grid is its
   test-time refinement's, part of its pass as in the paper, which does most of the work (the network's output
   alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.8 s a 2D pass (0.5 and
-  0.6 on the coarser grids), 3.1 and 2.5 s a 3D pass (2.4 and 2.6 on the coarser grids; 4.7 and 4.3 s two runs before,
+  0.6 on the coarser grids), 3.1 and 2.5 s a 3D pass (2.4 and 2.6 on the coarser grids; 4.7 s two runs before,
   before its B-spline regulariser was computed on the control points, which spares each refinement step a second
   evaluation of the field and the second differences' backward, and before Adam's steps were fused: the same TRE to
   1e-4 mm in 3D). In 3D that refinement optimises only the STN's output layer
