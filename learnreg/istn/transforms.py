@@ -143,26 +143,23 @@ class BSplineModel(torch.nn.Module):
         """Bounded control-point displacements ``(B, nd, *[count] * nd)`` (normalised units)."""
         return self.max_displacement * torch.tanh(raw.view(len(raw), self.ndim, *[self.count] * self.ndim))
 
+    def working_bases(self) -> list[torch.Tensor]:
+        """The per-axis B-spline weights at the working grid's voxels, ``(working_size, count)`` each."""
+        return [getattr(self, f"working_basis_{a}") for a in range(self.ndim)]
+
     def field(self, raw: torch.Tensor, positions: Optional[Sequence[torch.Tensor]] = None) -> torch.Tensor:
         """Normalised pull field at the grid spanned by ``positions`` (one vector per axis, ``(i, j[, k])``;
         ``None``: the working grid)."""
-        if positions is None:
-            bases = [getattr(self, f"working_basis_{a}") for a in range(self.ndim)]
-        else:
-            bases = [self.basis(p) for p in positions]
-        values = self.control_points(raw)
-        batch = values.shape[0]
-        flat = values.reshape(batch * self.ndim, *values.shape[2:])
-        dense = evaluate_separable(flat, [b.to(values.dtype) for b in bases])
-        return dense.reshape(batch, self.ndim, *dense.shape[1:])
+        bases = self.working_bases() if positions is None else [self.basis(p) for p in positions]
+        flat = self.control_points(raw).flatten(0, 1)  # (B * nd, *[count] * nd)
+        dense = evaluate_separable(flat, [b.to(flat.dtype) for b in bases])
+        return dense.reshape(len(raw), self.ndim, *dense.shape[1:])
 
     def regulariser(self, raw: torch.Tensor) -> torch.Tensor:
         """Bending energy of the field on the working grid (normalised units), mean over the batch: the dense
         field's finite differences, computed on the control points (:func:`separable_quadratic_energy`)."""
         step = 2.0 / (self.working_size - 1)
-        values = self.control_points(raw)
-        flat = values.reshape(len(raw) * self.ndim, *values.shape[2:])
-        bases = [getattr(self, f"working_basis_{a}").to(values.dtype) for a in range(self.ndim)]
-        energy = separable_quadratic_energy(flat, bases, BendingEnergy().terms(self.ndim), (step,) * self.ndim,
-                                            self._grams)
+        flat = self.control_points(raw).flatten(0, 1)
+        energy = separable_quadratic_energy(flat, [b.to(flat.dtype) for b in self.working_bases()],
+                                            BendingEnergy().terms(self.ndim), (step,) * self.ndim, self._grams)
         return energy / len(raw)
