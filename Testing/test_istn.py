@@ -150,9 +150,12 @@ def test_bspline_known_control_points_give_the_known_field():
 
     bi, bj = cubic(x / spacing - (5 - 1)), cubic(x / spacing - (3 - 1))
     assert torch.allclose(field, 0.1 * bj[:, None] * bi[None, :], atol=1e-6)
-    # bounded, and the bending energy of an affine-free constant field is zero
+    # bounded, and the bending energy of an affine-free constant field is zero (to float32 rounding: the
+    # Gram matrices' sums cancel, leaving about 2e-8 here, against 3e-4 for one control point moved as far)
     assert model.control_points(torch.full((1, 128), 1e3)).max() <= 0.2 + 1e-7
-    assert float(model.regulariser(torch.full((1, 128), 0.3))) < 1e-8
+    one_moved = torch.zeros(1, 128)
+    one_moved[0, 40] = 0.3
+    assert float(model.regulariser(torch.full((1, 128), 0.3))) < 1e-3 * float(model.regulariser(one_moved))
     assert float(model.regulariser(torch.randn(1, 128))) > 0
 
 
