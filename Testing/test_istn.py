@@ -22,7 +22,7 @@ from conftest import (
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image
 from learnreg.istn.method import VARIANTS
-from learnreg.istn.model import ISTNModel, full_resolution_field, refine
+from learnreg.istn.model import ISTNModel, full_resolution_field, pair_loss, refine
 from learnreg.istn.network import ISTNConfig, ISTNNetwork
 from learnreg.istn.objective import ISTNObjective, WorkingWarp
 from learnreg.istn.transforms import (
@@ -219,6 +219,32 @@ def test_refinement_lowers_its_loss_and_keeps_the_best(scope):
     assert after > before
     # a refinement that cannot improve (learning rate ~0) keeps the one-pass parameters
     kept = refine(network, output, warp, steps=3, learning_rate=1e-12, regulariser_weight=0.0)
+    assert kept.best_step == 0 and torch.equal(kept.raw, output.raw.detach())
+
+
+def test_sampled_refinement_keeps_its_last_step_by_the_whole_grid_loss():
+    """With ``samples`` below the working grid's voxel count each step sees a fresh random subset; the last step's
+    parameters are kept when their loss over the whole grid beats the one pass's, and that loss is reported."""
+    torch.manual_seed(0)
+    network = ISTNNetwork(tiny_config(variant="stn-u"))
+    batch = _tiny_batch(seed=3)
+    warp = WorkingWarp(network, training_grid(2, 16))
+    output = network(batch.fixed, batch.moving)
+    full = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0, scope="head")
+    sampled = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0, scope="head",
+                     samples=64)
+    again = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0, scope="head",
+                   samples=64)
+    assert torch.equal(sampled.raw, again.raw)  # seeded draws: the same inputs give the same result
+    assert sampled.best_step == 40 and len(sampled.losses) == 41
+    assert sampled.kept_loss == pytest.approx(float(pair_loss(network, output, warp, 0.0, sampled.raw)), rel=1e-5)
+    assert sampled.kept_loss < 0.7 * sampled.losses[0] and sampled.kept_loss < 1.2 * full.kept_loss
+    # subsets as large as the grid: every voxel, ranked step by step as before
+    whole = refine(network, output, warp, steps=40, learning_rate=1e-2, regulariser_weight=0.0, scope="head",
+                   samples=256)
+    assert torch.equal(whole.raw, full.raw) and whole.best_step == full.best_step
+    # a sampled refinement that cannot improve keeps the one pass
+    kept = refine(network, output, warp, steps=3, learning_rate=1e-12, regulariser_weight=0.0, samples=64)
     assert kept.best_step == 0 and torch.equal(kept.raw, output.raw.detach())
 
 

@@ -169,14 +169,14 @@ class Warper(torch.nn.Module):
                   vectors: torch.Tensor | None = None):
         """The moving image warped at some voxels of the fixed grid only: ``voxels`` are flat indices into the
         grid's spatial shape, displaced by ``field`` ``(1, ndim, *spatial)`` at them, or by ``vectors``
-        ``(ndim, n)`` given at those voxels alone (``field`` then ignored: None); returns ``(warped, mask)``, each
-        ``(1, 1, len(voxels))`` (mask as in :meth:`forward`). What a random-subset image loss needs, at a
-        fraction of a full warp's cost."""
+        ``(ndim, n)`` given at those voxels alone (``field`` then ignored: None); returns ``(warped, mask)``,
+        ``(1, C, len(voxels))`` and ``(1, 1, len(voxels))`` (mask as in :meth:`forward`). What a random-subset image
+        loss needs, at a fraction of a full warp's cost."""
         if vectors is None:
             vectors = field.reshape(field.shape[0], field.shape[1], -1)[0].index_select(1, voxels)
         coords = self.voxel_coordinates(vectors, voxels)
         mask = self.inside_mask(coords).reshape(1, 1, -1).to(moving.dtype)
-        return self.sample_points(moving, coords).reshape(1, 1, -1) * mask, mask
+        return self.sample_points(moving, coords)[None] * mask, mask
 
 
 def resample_to_grid(image: Image, grid: Grid, field: torch.Tensor | None = None, *, nearest: bool = False,

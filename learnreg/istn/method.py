@@ -35,6 +35,9 @@ class ISTNOptions(LearnedOptions):
             its output layer (its features computed once). ``auto`` (default): ``head`` in 3D, where it gives
             the same held-out TRE in a quarter to under half of the time, ``stn`` in 2D, where it costs under a
             second and ``head`` left more (benchmarks/results/heldout.md).
+        refine_samples: on working grids with more voxels than this (3D), each step of that refinement measures
+            its loss at this many voxels drawn at random, afresh every step (a fixed seed: the same inputs give the
+            same result), as ``bspline`` does on its large levels; 0: every voxel.
     """
 
     weights: str = ""
@@ -43,6 +46,7 @@ class ISTNOptions(LearnedOptions):
     refine_steps: int = 50
     refine_learning_rate: float = 1e-3
     refine_scope: str = "auto"
+    refine_samples: int = 32768
 
     def validate(self) -> None:
         super().validate()
@@ -54,6 +58,9 @@ class ISTNOptions(LearnedOptions):
             raise InputError(f"refine_steps={self.refine_steps} must be between 0 (no refinement) and 2000")
         if not 0 < self.refine_learning_rate <= 1:
             raise InputError(f"refine_learning_rate={self.refine_learning_rate} must be in (0, 1]")
+        if self.refine_samples < 0:
+            raise InputError(f"refine_samples={self.refine_samples} must be 0 (every voxel) or a positive number of "
+                             "voxels")
         if self.refine_scope not in REFINE_SCOPES:
             raise InputError(f"refine_scope={self.refine_scope!r} must be one of {', '.join(REFINE_SCOPES)}")
 

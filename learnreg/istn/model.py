@@ -10,7 +10,10 @@ regulariser weight x the B-spline's bending energy). No annotations are needed. 
 lowest loss seen, the one-pass prediction included, are kept. Its scope is the whole STN (``stn``, the
 paper's) or only the STN's output layer (``head``): that layer's bias alone reaches every transformation
 parameter, and with the layers before it fixed their output is computed once, so a step costs a third as
-much at 64³ (``refine_scope`` in :mod:`learnreg.istn.method` says which one runs by default).
+much at 64³ (``refine_scope`` in :mod:`learnreg.istn.method` says which one runs by default). On large working
+grids each step may measure the loss at a random subset of voxels (``refine_samples``), and the last step is kept
+when it beats the one pass on the whole grid: 50 steps at 64³ took 1.8 s on every voxel and 0.8 to 0.9 s at
+32768 voxels on 2 threads, for the same held-out TRE to 0.005 mm (the warp was most of a step).
 """
 
 from __future__ import annotations
@@ -92,26 +95,34 @@ def affine_matrix_lps(network: ISTNNetwork, raw: torch.Tensor, fixed: Grid, work
 
 @dataclass
 class Refinement:
-    """Outcome of :func:`refine`: the kept parameters, the loss per step (step 0: one pass) and where the
-    best was found (0 means refinement never beat the one-pass prediction)."""
+    """Outcome of :func:`refine`: the kept parameters and their loss on the whole working grid, the loss per step
+    (step 0: one pass; later steps: at the voxels drawn for them, when sampled) and where the kept parameters
+    were found (0 means refinement never beat the one-pass prediction)."""
 
     raw: torch.Tensor
+    kept_loss: float
     losses: list[float] = field(default_factory=list)
     best_step: int = 0
 
 
 def pair_loss(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, regulariser_weight: float,
-              raw: Optional[torch.Tensor] = None) -> torch.Tensor:
+              raw: Optional[torch.Tensor] = None, voxels: Optional[torch.Tensor] = None) -> torch.Tensor:
     """The refinement loss of parameters ``raw`` (default: the output's own) on one pair: ``MSE(M'_theta, F')``
-    plus ``regulariser_weight`` x the transformation's regulariser."""
+    (over the working grid, or at ``voxels``) plus ``regulariser_weight`` x the transformation's regulariser."""
     raw = output.raw if raw is None else raw
-    return representation_loss(output, warp, raw) + regulariser_weight * network.transformation.regulariser(raw)
+    return representation_loss(output, warp, raw, voxels) + regulariser_weight * network.transformation.regulariser(raw)
 
 
 def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: int, learning_rate: float,
-           regulariser_weight: float, progress: Optional[Progress] = None, scope: str = "stn") -> Refinement:
-    """Optimise a copy of the STN (``scope="stn"``) or of its output layer (``"head"``) on one pair for
-    ``steps`` Adam steps (see the module docstring)."""
+           regulariser_weight: float, progress: Optional[Progress] = None, scope: str = "stn",
+           samples: int = 0, seed: int = 0) -> Refinement:
+    """Optimise a copy of the STN (``scope="stn"``) or of its output layer (``"head"``) on one pair (batch of
+    one) for ``steps`` Adam steps (see the module docstring).
+
+    ``samples`` > 0, on a working grid with more voxels than that: each step measures the representation loss at
+    that many voxels drawn at random, afresh every step (seeded by ``seed``), as the classical optimiser's sampled
+    levels do; those estimates cannot rank steps, so the last step's parameters are kept when their loss over
+    the whole grid is below the one pass's."""
     fixed_r, moving_r = output.fixed_representation.detach(), output.moving_representation.detach()
     frozen = ISTNOutput(fixed_r, moving_r, output.raw.detach())
     stn = copy.deepcopy(network.stn).train(False)
@@ -122,26 +133,35 @@ def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: i
             hidden = stn.encode(fixed_r, moving_r)
         parameters, predict = stn.head.parameters(), lambda: stn.head(hidden)
     optimiser = torch.optim.Adam(parameters, lr=learning_rate, fused=True)
+    voxel_count = fixed_r[0, 0].numel()
+    sampler = torch.Generator(device="cpu").manual_seed(int(seed)) if 0 < samples < voxel_count else None
 
-    def loss_of(raw: torch.Tensor) -> torch.Tensor:
-        return pair_loss(network, frozen, warp, regulariser_weight, raw)
+    def loss_of(raw: torch.Tensor, voxels: Optional[torch.Tensor] = None) -> torch.Tensor:
+        return pair_loss(network, frozen, warp, regulariser_weight, raw, voxels)
 
     with torch.no_grad():
         first = float(loss_of(output.raw))
-    result = Refinement(output.raw.detach(), [first], 0)
-    best = first
+    result = Refinement(output.raw.detach(), first, [first], 0)
     for step in range(1, steps + 1):
+        voxels = None if sampler is None else \
+            torch.randint(voxel_count, (samples,), generator=sampler).to(fixed_r.device)
         with torch.enable_grad():
             raw = predict()
-            loss = loss_of(raw)
+            loss = loss_of(raw, voxels)
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
             optimiser.step()
         value = float(loss.detach())  # the loss of the parameters before this update
         result.losses.append(value)
-        if value < best:
-            best, result.raw, result.best_step = value, raw.detach(), step
+        if sampler is None and value < result.kept_loss:
+            result.kept_loss, result.raw, result.best_step = value, raw.detach(), step
         if progress is not None:
             progress.report(step / steps, f"istn: refinement step {step}/{steps}, loss {value:.5f} "
                                           f"(one pass {first:.5f})")
+    if sampler is not None and steps:
+        with torch.no_grad():
+            raw = predict()
+            value = float(loss_of(raw))
+        if value < first:
+            result.kept_loss, result.raw, result.best_step = value, raw, steps
     return result

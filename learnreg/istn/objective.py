@@ -47,10 +47,18 @@ class WorkingWarp(torch.nn.Module):
         return self.warper(images, self.field(raw), return_mask=return_mask)
 
 
-def representation_loss(output: ISTNOutput, warp: WorkingWarp, raw: torch.Tensor | None = None) -> torch.Tensor:
-    """The refinement loss ``MSE(M'_theta, F')`` for ``raw`` parameters (default: the output's own)."""
-    warped, inside = warp(output.moving_representation, output.raw if raw is None else raw, return_mask=True)
-    return MSE()(output.fixed_representation, warped, inside)
+def representation_loss(output: ISTNOutput, warp: WorkingWarp, raw: torch.Tensor | None = None,
+                        voxels: torch.Tensor | None = None) -> torch.Tensor:
+    """The refinement loss ``MSE(M'_theta, F')`` for ``raw`` parameters (default: the output's own), over the
+    working grid, or at ``voxels`` only (flat indices into it; batch of one): a random-subset estimate."""
+    raw = output.raw if raw is None else raw
+    if voxels is None:
+        warped, inside = warp(output.moving_representation, raw, return_mask=True)
+        fixed = output.fixed_representation
+    else:
+        warped, inside = warp.warper.at_voxels(output.moving_representation, warp.field(raw), voxels)
+        fixed = output.fixed_representation.flatten(2).index_select(2, voxels)
+    return MSE()(fixed, warped, inside)
 
 
 class ISTNObjective(torch.nn.Module):

@@ -69,7 +69,8 @@ class ISTNRegistrar(LearnedRegistrar):
         history, field, kept = [one_pass_loss], one_pass, output.raw
         if self.options.refine_steps:
             result = refine(network, output, warp, self.options.refine_steps, self.options.refine_learning_rate,
-                            model.regulariser_weight, progress.span(0.05, 0.95), self.refine_scope(fixed.ndim))
+                            model.regulariser_weight, progress.span(0.05, 0.95), self.refine_scope(fixed.ndim),
+                            self.options.refine_samples)
             history = result.losses
             if result.best_step == 0:
                 progress.report(0.95, "istn: refinement did not lower the representation loss; keeping the "
@@ -78,7 +79,7 @@ class ISTNRegistrar(LearnedRegistrar):
                 kept = result.raw
                 with torch.no_grad():
                     field = full_resolution_field(network, result.raw, fixed.grid, work)
-                steps.append(StepRecord(1, result.losses[result.best_step],
+                steps.append(StepRecord(1, result.kept_loss,
                                         {"stage": "refined", "best_step": result.best_step},
                                         DisplacementField.from_axis_tensor(field - one_pass, fixed.grid)))
         images = {}
