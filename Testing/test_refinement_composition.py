@@ -1,4 +1,4 @@
-"""Refinement on top of a network's field composes with it (learnreg.classical.optimise.on_base): a folding-free
+"""Refinement on top of a network's field composes with it (learnreg.classical.optimise.FixedStage): a folding-free
 start and a folding-free refinement stay folding-free together, where their sum folds; the random-subset
 loss sees the same composed displacement as the full warp."""
 
@@ -8,9 +8,10 @@ import math
 
 import torch
 
-from learnreg.classical.optimise import on_base, on_base_at_voxels
+from learnreg.classical.optimise import FixedStage, on_base
 from learnreg.field import jacobian_determinant
 from learnreg.image import Grid
+from learnreg.velocity import compose_displacements
 from learnreg.warp import Warper
 
 GRID = Grid.make((64, 48, 1), spacing=(1.5, 1.0, 1.0))
@@ -36,6 +37,8 @@ def test_composition_keeps_what_addition_folds():
     assert smallest_jacobian(on_base(start, refinement, None)) < 0  # added: the two compressions fold
     composed = on_base(start, refinement, Warper(GRID, GRID))
     assert smallest_jacobian(composed) > 0.02
+    # the stencil computed once at x + start(x) interpolates as grid_sample does
+    assert torch.allclose(composed, compose_displacements(refinement, start, Warper(GRID, GRID)), atol=1e-5)
 
 
 def test_the_refinement_deforms_the_moving_image_that_the_start_then_warps():
@@ -55,7 +58,7 @@ def test_the_random_subset_sees_the_composed_displacement():
     voxels = torch.randperm(GRID.num_voxels, generator=torch.Generator().manual_seed(0))[:200]
     for compose in (None, warper):
         full = on_base(start, refinement, compose).reshape(2, -1)[:, voxels]
-        assert torch.allclose(on_base_at_voxels(start, refinement, voxels, compose), full, atol=1e-5)
+        assert torch.allclose(FixedStage(start, compose).on_voxels(refinement, voxels), full, atol=1e-5)
     moving = torch.rand(1, 1, GRID.size[1], GRID.size[0])
     field = on_base(start, refinement, warper)
     warped, mask = warper.at_voxels(moving, None, voxels, vectors=field.reshape(2, -1)[:, voxels])

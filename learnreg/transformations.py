@@ -203,7 +203,7 @@ class FixedField(torch.nn.Module):
 
     ``composed``: later stages are composed with this field (this one first, then their displacement ``b``:
     ``u(x) + b(x + u(x))``) instead of added to it, so that they cannot fold a folding-free start (see
-    :func:`~learnreg.classical.optimise.on_base`).
+    :class:`~learnreg.classical.optimise.FixedStage`).
     """
 
     def __init__(self, field: torch.Tensor, grid: Grid, composed: bool = False) -> None:

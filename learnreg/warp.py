@@ -33,7 +33,9 @@ def axis_coordinate_tensor(grid: Grid, device=None, dtype=torch.float32) -> torc
 
 
 class PointStencil:
-    """Linear interpolation at fixed points of a grid, as flat voxel indices and weights: ``(n, 2^ndim)`` each.
+    """Linear interpolation at fixed points of a grid: each point's lower corner voxel (a flat index, ``(n,)``),
+    the other corners' flat offsets from it (``(2^ndim,)``, the same for every point) and the corners' weights
+    (``(n, 2^ndim)``): 40 bytes a 3D point.
 
     :meth:`sample` gives what ``grid_sample`` (``align_corners=True``, border padding) gives at the same
     points, with the gradient flowing to the sampled tensor only. When that tensor is a dense field being
@@ -42,8 +44,13 @@ class PointStencil:
     the lower one, so building a stencil costs a few operations on ``(n, ndim)`` and ``(n, 2^ndim)`` tensors.
     """
 
-    def __init__(self, indices: torch.Tensor, weights: torch.Tensor) -> None:
-        self.indices, self.weights = indices, weights
+    def __init__(self, low: torch.Tensor, offsets: torch.Tensor, weights: torch.Tensor) -> None:
+        self.low, self.offsets, self.weights = low, offsets, weights
+
+    @property
+    def indices(self) -> torch.Tensor:
+        """The corners' flat voxel indices, ``(n, 2^ndim)``."""
+        return self.low[:, None] + self.offsets[None, :]
 
     @classmethod
     def at(cls, coords: torch.Tensor, spatial_shape: tuple) -> "PointStencil":
@@ -65,12 +72,17 @@ class PointStencil:
             step = stride if extent[a] > 0 else 0  # an axis of one voxel: both corners are that voxel
             offsets = torch.cat([offsets, offsets + step])
             stride *= extent[a] + 1
-        return cls(low_flat[:, None] + offsets[None, :], weights)
+        return cls(low_flat, offsets, weights)
+
+    def rows(self, points: torch.Tensor) -> "PointStencil":
+        """The stencil at some of its points only (indices into them)."""
+        return PointStencil(self.low.index_select(0, points), self.offsets, self.weights.index_select(0, points))
 
     def sample(self, tensor: torch.Tensor) -> torch.Tensor:
         """``tensor`` ``(1, C, *spatial)`` at the stencil's points: ``(C, n)``."""
         flat = tensor.reshape(tensor.shape[1], -1)
-        values = torch.index_select(flat, 1, self.indices.reshape(-1)).reshape(flat.shape[0], *self.indices.shape)
+        indices = self.indices
+        values = torch.index_select(flat, 1, indices.reshape(-1)).reshape(flat.shape[0], *indices.shape)
         return (values * self.weights.to(tensor.dtype)).sum(-1)
 
 

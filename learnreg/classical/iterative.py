@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from learnreg.classical.optimise import on_base, optimise_level
+from learnreg.classical.optimise import FixedStage, optimise_level
 from learnreg.classical.options import IterativeOptions
 from learnreg.classical.pyramid import PyramidLevel, build_pyramid
 from learnreg.field import DisplacementField
@@ -113,7 +113,7 @@ class IterativeRegistrar(Registrar):
         """Optimise this method's model level by level, on top of ``base`` when given: a fixed earlier stage
         (a transformation model with ``set_grid``, whose parameters are not optimised here: the affine
         pre-alignment, added to, or a network's field as a :class:`~learnreg.transformations.FixedField`,
-        composed with when its ``composed`` is set; see :func:`~learnreg.classical.optimise.on_base`).
+        composed with when its ``composed`` is set; see :class:`~learnreg.classical.optimise.FixedStage`).
 
         Returns the model, the loss history and one snapshot per level: its loss, shrink factor and
         field (including ``base``) on the level grid, for :func:`steps_from_snapshots`.
@@ -129,20 +129,19 @@ class IterativeRegistrar(Registrar):
         compose_base = bool(getattr(base, "composed", False))
         for index, level in enumerate(levels):
             model = self.model_for_level(model, level, index, fixed, moving).to(device)
-            base_field = None
-            compose_warper = Warper(level.grid, level.grid).to(device) if compose_base else None
+            stage = None
             if base is not None:
                 base.set_grid(level.grid)
                 with torch.no_grad():
-                    base_field = base()
+                    stage = FixedStage(base(), Warper(level.grid, level.grid).to(device) if compose_base else None)
             history += optimise_level(
                 model, level, level_image_loss(opts, level), iterations=int(opts.iterations[index]),
                 learning_rate=self.learning_rate(level), progress=progress.span(bounds[index], bounds[index + 1]),
                 label=f"{self.name} level {index + 1}/{len(levels)}", regulariser=reg,
-                regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base_field=base_field,
-                compose_warper=compose_warper, optimiser=opts.optimiser, samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
+                regulariser_weight=getattr(opts, "regulariser_weight", 0.0), base=stage, optimiser=opts.optimiser,
+                samples=opts.samples, seed=opts.seed + index, stop_tolerance=opts.stop_tolerance)
             with torch.no_grad():
-                level_field = on_base(base_field, model(), compose_warper)
+                level_field = model() if stage is None else stage.on(model())
             snapshots.append({"stage": self.name, "level": index + 1, "shrink_factor": float(opts.levels[index]),
                               "loss": history[-1] if history else float("nan"), "field": level_field})
         return model, history, snapshots

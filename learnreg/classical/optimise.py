@@ -15,7 +15,6 @@ import torch
 
 from learnreg.classical.pyramid import PyramidLevel
 from learnreg.progress import Progress
-from learnreg.velocity import compose_displacements
 from learnreg.warp import Warper
 
 SAMPLED_LEVEL_RATIO = 4
@@ -37,42 +36,55 @@ def choose_optimiser(optimiser: str, voxels: int, samples: int, pointwise: bool)
     return ("adam" if optimiser == "adam" else "lbfgs"), 0
 
 
+class FixedStage:
+    """A fixed earlier stage's pull field ``(1, ndim, *spatial)`` on one grid (mm along its axes), that a later
+    field builds on: added to it (``grid_warper`` None: an affine pre-alignment) or composed with it,
+    ``base(x) + field(x + base(x))`` (``grid_warper``: the grid's warper onto itself): ``field`` deforms the moving
+    image that ``base`` then warps, and the Jacobian is the product of the two maps', so positive wherever both are
+    (a network's folding-free field stays so).
+
+    The linear-interpolation stencil at the points ``x + base(x)`` is computed once, so each composition is a
+    gather of the later field (``grid_sample`` there cost most of a refinement iteration, for its backward pass
+    to the field it samples)."""
+
+    def __init__(self, field: torch.Tensor, grid_warper: Optional[Warper] = None) -> None:
+        self.field = field
+        self.stencil = None
+        if grid_warper is not None:
+            points = grid_warper.sampling_grid(field)
+            self.stencil = grid_warper.point_stencil(points.reshape(-1, points.shape[-1]))
+
+    def on(self, field: torch.Tensor) -> torch.Tensor:
+        """``field`` ``(1, ndim, *spatial)`` on top of this stage, at every voxel."""
+        if self.stencil is None:
+            return self.field + field
+        return self.field + self.stencil.sample(field).reshape(field.shape)
+
+    def on_voxels(self, field: torch.Tensor, voxels: torch.Tensor) -> torch.Tensor:
+        """:meth:`on` at some voxels only (flat indices): ``(ndim, len(voxels))``."""
+        nd = field.shape[1]
+        base = self.field.reshape(nd, -1).index_select(1, voxels)
+        if self.stencil is None:
+            return base + field.reshape(nd, -1).index_select(1, voxels)
+        return base + self.stencil.rows(voxels).sample(field)
+
+
 def on_base(base_field: Optional[torch.Tensor], field: torch.Tensor, grid_warper: Optional[Warper]) -> torch.Tensor:
-    """The pull displacement of ``field`` ``(1, ndim, *spatial)`` on top of a fixed earlier stage's
-    ``base_field`` (same grid, mm along its axes; None: no earlier stage): their sum when ``grid_warper`` is
-    None, else their composition ``base(x) + field(x + base(x))`` (``grid_warper``: the grid's warper onto
-    itself): ``field`` deforms the moving image that ``base`` then warps, and the Jacobian is the product of
-    the two maps', so positive wherever both are."""
-    if base_field is None:
-        return field
-    if grid_warper is None:
-        return base_field + field
-    return compose_displacements(field, base_field, grid_warper)
-
-
-def on_base_at_voxels(base_field: Optional[torch.Tensor], field: torch.Tensor, voxels: torch.Tensor,
-                      grid_warper: Optional[Warper]) -> torch.Tensor:
-    """:func:`on_base` at some voxels only (flat indices): ``(ndim, len(voxels))``."""
-    nd = field.shape[1]
-    if base_field is None:
-        return field.reshape(nd, -1).index_select(1, voxels)
-    base = base_field.reshape(nd, -1).index_select(1, voxels)
-    if grid_warper is None:
-        return base + field.reshape(nd, -1).index_select(1, voxels)
-    return base + grid_warper.point_stencil(grid_warper.voxel_coordinates(base, voxels)).sample(field)
+    """``field`` on top of a fixed earlier stage's ``base_field`` (None: no earlier stage), added or composed as
+    :class:`FixedStage` says."""
+    return field if base_field is None else FixedStage(base_field, grid_warper).on(field)
 
 
 def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torch.nn.Module, *,
                    iterations: int, learning_rate: float, progress: Progress, label: str,
                    regulariser: Optional[torch.nn.Module] = None, regulariser_weight: float = 0.0,
-                   base_field: Optional[torch.Tensor] = None, compose_warper: Optional[Warper] = None, optimiser: str = "auto",
+                   base: Optional[FixedStage] = None, optimiser: str = "auto",
                    samples: int = 0, seed: int = 0, stop_tolerance: float = 0.0, stop_window: int = 10) -> list[float]:
     """Fit ``model`` on ``level``; return the image loss of every evaluation.
 
-    The warp uses ``model()`` on top of ``base_field`` (a fixed earlier stage), by :func:`on_base`: added to it
-    (an affine pre-alignment) or, given ``compose_warper`` (the level grid's warper onto itself), composed with it (a network's field, whose folding-free
-    map must stay so); the regulariser acts on ``model()`` alone (from the model's parameters when it can,
-    see :meth:`~learnreg.losses.regularisers.QuadraticRegulariser.of_model`).
+    The warp uses ``model()`` on top of ``base`` (a fixed earlier stage on the level grid: added to it or composed
+    with it, see :class:`FixedStage`); the regulariser acts on ``model()`` alone (from the model's parameters when
+    it can, see :meth:`~learnreg.losses.regularisers.QuadraticRegulariser.of_model`).
 
     ``optimiser`` and ``samples`` choose, per :func:`choose_optimiser`, between:
 
@@ -95,11 +107,11 @@ def optimise_level(model: torch.nn.Module, level: PyramidLevel, image_loss: torc
     def objective(voxels: Optional[torch.Tensor]) -> torch.Tensor:
         field = model()
         if voxels is not None:
-            vectors = on_base_at_voxels(base_field, field, voxels, compose_warper)
-            warped, mask = level.warper.at_voxels(level.moving, None, voxels, vectors=vectors)
+            warped, mask = level.warper.at_voxels(level.moving, field, voxels,
+                                                  vectors=None if base is None else base.on_voxels(field, voxels))
             similarity = image_loss(level.fixed.reshape(1, 1, -1).index_select(2, voxels), warped, mask)
         else:
-            warped, mask = level.warper(level.moving, on_base(base_field, field, compose_warper), return_mask=True)
+            warped, mask = level.warper(level.moving, field if base is None else base.on(field), return_mask=True)
             similarity = image_loss(level.fixed, warped, mask)
         history.append(float(similarity.detach()))
         if regulariser is None or regulariser_weight <= 0:
