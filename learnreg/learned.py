@@ -39,7 +39,7 @@ from learnreg.classical.bspline import BSplineRegistrar
 from learnreg.classical.iterative import steps_from_snapshots
 from learnreg.classical.optimise import on_base
 from learnreg.field import DisplacementField
-from learnreg.image import Image
+from learnreg.image import Grid, Image
 from learnreg.losses.image import NCC
 from learnreg.progress import Progress
 from learnreg.registration import MethodOutput, Registrar, StepRecord
@@ -86,6 +86,19 @@ class LearnedRegistrar(Registrar):
         """Whether the method can run with its default options here: their shipped weights exist (2D or 3D)."""
         defaults = cls()
         return any(defaults.shipped_weights(ndim).is_file() for ndim in (2, 3))
+
+    def pass_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
+        """Peak memory estimate (bytes) of the network's pass on images on these grids."""
+        return super().estimate_memory_bytes(fixed, moving)
+
+    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
+        """The pass's estimate or, with ``refine`` on, the refinement's when larger: ``bspline``'s, plus the starts
+        (three fields) and the composition's stencil (40 bytes a voxel) on the fixed grid."""
+        if self.options.refine == "none":
+            return self.pass_memory_bytes(fixed, moving)
+        starts_and_stencil = (3 * 4 * fixed.ndim + 40) * fixed.num_voxels
+        refinement = BSplineRegistrar().estimate_memory_bytes(fixed, moving) + starts_and_stencil
+        return max(self.pass_memory_bytes(fixed, moving), refinement)
 
     @abstractmethod
     def predict(self, fixed: Image, moving: Image, device: torch.device, progress: Progress) -> MethodOutput:

@@ -49,7 +49,7 @@ class CNNRegressRegistrar(LearnedRegistrar):
     def shipped_weights(self, ndim: int) -> Path:
         return shipped_weights(ndim)
 
-    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
+    def pass_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         per_iteration = 8 * fixed.ndim
         return fixed.num_voxels * (self.bytes_per_voxel + per_iteration * self.options.passes) \
             + 16 * moving.num_voxels

@@ -43,7 +43,7 @@ class R2N2Registrar(LearnedRegistrar):
     def shipped_weights(self, ndim: int) -> Path:
         return shipped_weights(ndim)
 
-    def estimate_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
+    def pass_memory_bytes(self, fixed: Grid, moving: Grid) -> int:
         steps = self.options.steps or 50
         return fixed.num_voxels * (self.bytes_per_voxel + 4 * fixed.ndim * steps) + 16 * moving.num_voxels
 
