@@ -220,11 +220,13 @@ the method returns (after the similarity check, which may build on an affine reg
   draw: `mr3d-oblique` with another deformation seed (33) is taken to 0.68 (0.67 at 0.9 %). ISTN now halves every case too
   (0.29, 0.42, 0.46, 0.16; on the 64^2 and 32^3 grids it had: 0.45, 0.55, 0.62, 0.26): the finer grid is its
   test-time refinement's, part of its pass as in the paper, which does most of the work (the network's output
-  alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.8 s a 2D pass (0.5 and
-  0.6 on the coarser grids), 3.1 and 2.5 s a 3D pass (2.4 and 2.6 on the coarser grids; 4.7 s two runs before,
-  before its B-spline regulariser was computed on the control points, which spares each refinement step a second
-  evaluation of the field and the second differences' backward, and before Adam's steps were fused: the same TRE to
-  1e-4 mm in 3D). In 3D that refinement optimises only the STN's output layer
+  alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 1.4 and 0.7 s a 2D pass in this run
+  (0.8 in the run before, its 2D refinement unchanged since; 0.5 and 0.6 on the coarser grids), 2.0 and 1.5 s a 3D
+  pass since this run, where each 3D refinement step measures its loss
+  at 32768 voxels drawn at random (`refine_samples`, as `bspline` does on its large levels; 3.1 and 2.5 s at every
+  voxel in the run before, 4.7 s two runs before that, before its B-spline regulariser was computed on the control
+  points and Adam's steps were fused; the same TRE to 0.005 mm). In 3D that refinement optimises only the STN's
+  output layer
   (`refine_scope=auto`): the whole STN, as in the paper, gave the same TRE (0.46 and 0.16) in 4 and 2.3 times the
   time (measured on a slower hour of this machine: 15.6 and 16.5 s against 3.8 and 7.1 s);
   in 2D it refines the whole STN, which there costs under a second and did better (the output layer alone,
@@ -265,24 +267,28 @@ the method returns (after the similarity check, which may build on an affine reg
   15 mm windows) each chose a start worse than identity by TRE once (that one: every measure prefers the affine
   start there); local NCC's choices averaged 1.013 x the best start's TRE against NCC's 1.03, differing from NCC
   on one choice (CNNRegress on ct2d-local: its pass, 1.05 mm, where NCC took the affine start, 1.64).
-- **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.60 mm) and
-  ISTN + refinement (0.60) beat `bspline` (1.01), Demons (1.01) and ANTs SyN (1.03); on `mr2d-dense` ISTN +
-  refinement 0.36 against `bspline`'s 0.50; within 0.01 mm of `bspline` on both CT pairs (from the affine start,
+- **Refined**, a learned start pays off in accuracy: on `mr3d-oblique` CNNRegress + refinement (0.61 mm) and
+  ISTN + refinement (0.60) beat `bspline` (1.02), Demons (1.01) and ANTs SyN (1.05); on `mr2d-dense` ISTN +
+  refinement 0.35 against `bspline`'s 0.53; within 0.012 mm of `bspline` on both CT pairs (from the affine start,
   the refinement adds its B-spline to the affine map, as `bspline` does on its affine stage, and so returns
   `bspline`'s field: R2N2's on `ct3d-breathing` 0.317 mm, where it composed and returned 0.328 before, and on
   `mr3d-oblique` 1.01, where composing returned 0.97; the sum costs no composition per iteration). It does not pay
   off in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
   `bspline`'s, each iteration from a network's start also interpolating the B-spline at the start's displaced
-  points) take 1.0 to 2.5 times `bspline`'s time, so half of it is not met by any method: ISTN's and
-  CNNRegress's 3D passes alone (3.1 and 2.5 s; 5.3 and 5.6 s) take longer than half of `bspline`'s (3.4 and 3.0 s),
+  points) take 1.2 to 2.1 times `bspline`'s time, so half of it is not met by any method: ISTN's and
+  CNNRegress's 3D passes alone (2.0 and 1.5 s; 4.5 and 3.2 s) take longer than half of `bspline`'s (2.7 and 2.4 s),
   and R2N2's and
   ddfnet's leave most of the work to a full refinement (R2N2: the affine start on both; ddfnet: 0.75 of the TRE
   before on `mr3d-oblique`, the affine start on `ct3d-breathing`). The machine's speed drifts within a run: the run
   before this one (an hour earlier, CNNRegress at 0.9 %) had R2N2 and ddfnet refined on `ct3d-breathing` at 0.84 and
   0.85 of `bspline`'s time, though from the affine start those rows run `bspline`'s own registration after a pass
   (`bspline` there: 4.2 s; 2.5 to 4.4 s in eight runs measured after it). The B-spline is evaluated by one matrix product per axis
-  (`benchmarks/classical_speed.py`'s notes), which serves the refinement and `bspline` alike. ISTN's 3D refined runs
-  took 6.2 and 7.7 s (5.4 and 6.4 s in the run before, 7.7 and 9.3 s two runs before, before the faster regulariser
+  (`benchmarks/classical_speed.py`'s notes), which serves the refinement and `bspline` alike. From a network's start
+  the interpolation stencil at the start's displaced points is computed once per level since this run (each
+  iteration gathers the B-spline there instead of calling `grid_sample`, whose backward pass to the B-spline was most
+  of the cost): a tenth to a fifth off ddfnet's and ISTN's 3D refinements in interleaved runs, the same TRE. ISTN's
+  3D refined runs took 4.4 and 4.8 s (1.6 and 2.0 x `bspline`'s; 6.2 and 7.7 s, 1.9 and 2.5 x, in the run before,
+  with its pass on every voxel and the stencil computed every iteration; 7.7 and 9.3 s before the faster regulariser
   and Adam steps above;
   with the 32^3 model 6.6 and 8.1 s then, for 0.61 and 0.34 mm; refining the whole 64^3 STN first, 15.8 and 16.3 s).
   Without its own refinement before the shared one (`-o refine_steps=0`, measured apart) they take 4.8 and
@@ -304,8 +310,12 @@ the method returns (after the similarity check, which may build on an affine reg
 - **Folding**: none in any learned row (the refinement composes its B-spline with the network's field, so a
   folding-free pass stays so; added, ddfnet refined on `mr2d-dense` folded 0.117 % of pixels). The worst row is
   Demons on `ct3d-breathing` (0.060 %).
-- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3, 2.1 and, in this run,
-  3.4 s, the median of three), and within a run by up to a third; every ratio compares methods of the same run.
+- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3, 2.1, 3.4 and, in
+  this run, 2.7 s, the median of three; 1.8 to 2.6 s in single runs an hour before it, ANTs SyN here 243 s), and within
+  a run by up to a third; every ratio compares methods of the same run. This run is on another machine than the one
+  before (a fresh set-up): ISTN's 2D pass on `mr2d-dense` is 1.412 mm here, at this and the previous commit alike
+  (1.419 there), rounding in a 50-step refinement of the whole STN; `bspline` gives 0.526 and 1.016 mm on
+  `mr2d-dense` and `mr3d-oblique` here (0.501 and 1.010 there).
   Adam's steps are fused since this run (`torch.optim.Adam(fused=True)`), which changes iterative results by
   rounding only: `bspline` on `ct3d-breathing` 0.317 -> 0.318 mm, ISTN's 2D pass on `mr2d-dense` (its whole STN
   refined) 1.406 -> 1.419 mm.
