@@ -115,14 +115,14 @@ def pair_loss(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, regul
 
 def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: int, learning_rate: float,
            regulariser_weight: float, progress: Optional[Progress] = None, scope: str = "stn",
-           samples: int = 0, seed: int = 0) -> Refinement:
+           samples: int = 0) -> Refinement:
     """Optimise a copy of the STN (``scope="stn"``) or of its output layer (``"head"``) on one pair (batch of
     one) for ``steps`` Adam steps (see the module docstring).
 
     ``samples`` > 0, on a working grid with more voxels than that: each step measures the representation loss at
-    that many voxels drawn at random, afresh every step (seeded by ``seed``), as the classical optimiser's sampled
-    levels do; those estimates cannot rank steps, so the last step's parameters are kept when their loss over
-    the whole grid is below the one pass's."""
+    that many voxels drawn at random, afresh every step (seeded: the same inputs give the same result), as the
+    classical optimiser's sampled levels do; those estimates cannot rank steps, so the last step's parameters are
+    kept when their loss over the whole grid is below the one pass's."""
     fixed_r, moving_r = output.fixed_representation.detach(), output.moving_representation.detach()
     frozen = ISTNOutput(fixed_r, moving_r, output.raw.detach())
     stn = copy.deepcopy(network.stn).train(False)
@@ -134,7 +134,7 @@ def refine(network: ISTNNetwork, output: ISTNOutput, warp: WorkingWarp, steps: i
         parameters, predict = stn.head.parameters(), lambda: stn.head(hidden)
     optimiser = torch.optim.Adam(parameters, lr=learning_rate, fused=True)
     voxel_count = fixed_r[0, 0].numel()
-    sampler = torch.Generator(device="cpu").manual_seed(int(seed)) if 0 < samples < voxel_count else None
+    sampler = torch.Generator(device="cpu").manual_seed(0) if 0 < samples < voxel_count else None
 
     def loss_of(raw: torch.Tensor, voxels: Optional[torch.Tensor] = None) -> torch.Tensor:
         return pair_loss(network, frozen, warp, regulariser_weight, raw, voxels)
