@@ -236,6 +236,12 @@ machine).
   the run before (2026-12-03): Demons took 1.4 to 1.8 times as long as then, `bspline` 1.0 to 1.9 times, so
   `bspline`'s time over Demons' fell on every 3D case (head3d 0.35 -> 0.31, chest-ct 0.32 -> 0.23, MNI152
   0.42 -> 0.27; colin3d-2mm 0.41 both); compare rows of one run.
+- This table (2026-12-08, another machine with a fresh set-up) adds Adam's fused steps (`fused=True`; rounding
+  only: head3d 0.327 -> 0.328 mm, chest-ct 0.335 both) and the regulariser computed by the routine that ISTN's
+  B-spline shares (`separable_quadratic_energy`, the same values). `bspline`'s time over Demons' on the 3D cases:
+  head3d 0.25, colin3d-2mm 0.28, chest-ct 0.18, MNI152 0.29 (0.31, 0.41, 0.23, 0.27 in the run before); in 2D
+  0.63 and 0.60 (0.72 and 0.58), where both ran slower than before (slice256: `bspline` 0.64 s against 0.47,
+  Demons 1.06 s against 0.81): per-iteration overhead and this machine's speed, not the optimiser.
 - The warp's inside-the-image mask is compared per axis in normalised coordinates (2.3 -> 0.9 ms per 65 k
   voxels).
 - A level ends when its objective stops falling (`stop_tolerance`, 0.1 %: the best objective of the last 10
