@@ -229,7 +229,9 @@ the method returns (after the similarity check, which may build on an affine reg
   points and Adam's steps were fused; the same TRE to 0.005 mm). In 3D that refinement optimises only the STN's
   output layer
   (`refine_scope=auto`): the whole STN, as in the paper, gave the same TRE (0.46 and 0.16) in 4 and 2.3 times the
-  time (measured on a slower hour of this machine: 15.6 and 16.5 s against 3.8 and 7.1 s);
+  time (measured on a slower hour of this machine: 15.6 and 16.5 s against 3.8 and 7.1 s; with the sampled steps,
+  measured apart after this run: 0.47 and 0.15 of the TRE before in 7.4 and 6.4 s against 0.46 and 0.16 in 1.4 and
+  1.5 s, whole passes);
   in 2D it refines the whole STN, which there costs under a second and did better (the output layer alone,
   measured apart: brain2d 0.10 against 0.05, mr2d-dense 0.37 against 0.29). ddfnet halves one (mr2d-dense 0.48; ct2d-local 0.61,
   was 0.76). ddfnet's general 3D model

@@ -33,7 +33,7 @@ class ISTNOptions(LearnedOptions):
         refine_learning_rate: Adam learning rate of ISTN's own refinement.
         refine_scope: what that refinement optimises: ``stn``, the whole STN (the paper's), or ``head``, only
             its output layer (its features computed once). ``auto`` (default): ``head`` in 3D, where it gives
-            the same held-out TRE in a quarter to under half of the time, ``stn`` in 2D, where it costs under a
+            about the same held-out TRE in a fifth of the time, ``stn`` in 2D, where it costs under a
             second and ``head`` left more (benchmarks/results/heldout.md).
         refine_samples: on working grids with more voxels than this (3D), each step of that refinement measures
             its loss at this many voxels drawn at random, afresh every step (a fixed seed: the same inputs give the
