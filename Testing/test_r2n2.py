@@ -1,5 +1,5 @@
 """R2N2: network outputs, weights files, the step reporting and stopping rule, training (single process,
-resume, two-process DDP), and the shipped weights on held-out pairs."""
+resume, time limit, data workers, two-process DDP), and the shipped weights on held-out pairs."""
 
 from __future__ import annotations
 
@@ -283,6 +283,50 @@ def test_training_writes_log_curve_weights_and_resumes(tmp_path):
     assert card["training"]["iterations"] == 4 and card["validation"]["best"]["iteration"] in (2, 4)
     model = R2N2Model.load(tmp_path / "out" / "model.pt")
     assert model.working_size == 16 and model.sequence_length == 3
+
+
+def test_training_time_limit_ends_the_run_whole_and_resumes(tmp_path):
+    """``max_minutes``: the run ends after its first iteration as at its last (validated, checkpointed,
+    weights and card written), and the same command again goes on to ``steps``."""
+    from learnreg.r2n2.training import train_r2n2
+
+    config = _tiny_config(tmp_path, steps=5)
+    card = train_r2n2(config, overrides=["training.max_minutes=1e-9"])
+    run = tmp_path / "run"
+    assert card["training"]["iterations"] == 1 and card["validation"]["best"]["iteration"] == 1
+    assert torch.load(run / "checkpoint.pt", weights_only=True)["iteration"] == 1
+    R2N2Model.load(tmp_path / "out" / "model.pt")
+    card = train_r2n2(config)
+    assert card["training"]["iterations"] == 5
+    assert [r["iteration"] for r in torch.load(run / "checkpoint.pt", weights_only=True)["rows"]] == [1, 2, 3, 4, 5]
+
+
+def test_data_workers_draw_the_same_batches_and_train_the_same_weights(tmp_path):
+    """Each batch depends on its iteration alone: two worker processes give the batches drawn in this
+    process, in order, and the same trained weights."""
+    from learnreg.r2n2.training import train_r2n2
+    from learnreg.training.image_bank import ImageBank
+    from learnreg.training.pairs import PairSettings, random_pairs, training_grid
+    from learnreg.training.trainer import IterationBatches, batch_stream
+
+    grid = training_grid(2, 16)
+    bank = ImageBank.synthesized(3, 2, 16, 2.0)
+    batches = IterationBatches(lambda rng: random_pairs(bank, 2, grid, PairSettings(), rng), seed=0, rank=0)
+    here, workers = (list(batch_stream(batches, range(3, 7), n)) for n in (0, 2))
+    assert len(here) == len(workers) == 4
+    for a, b in zip(here, workers):
+        assert torch.equal(a.fixed, b.fixed) and torch.equal(a.moving, b.moving)
+        assert torch.equal(a.true_field, b.true_field)
+    assert not torch.equal(here[0].fixed, here[1].fixed)
+
+    config = _tiny_config(tmp_path, steps=2)
+    weights = []
+    for n in (0, 2):
+        train_r2n2(config, resume=False, overrides=[f"training.data_workers={n}", f"output.folder=run{n}",
+                                                    f"output.weights_path=out{n}/model.pt"])
+        weights.append(R2N2Model.load(tmp_path / f"out{n}" / "model.pt").network.state_dict())
+    for name, value in weights[0].items():
+        assert torch.equal(value, weights[1][name]), name
 
 
 def test_training_starts_from_initial_weights(tmp_path):

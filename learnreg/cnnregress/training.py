@@ -83,6 +83,10 @@ class PatchBatch:
     moving: torch.Tensor
     targets: torch.Tensor
 
+    def to(self, device) -> "PatchBatch":
+        """The same batch on ``device``."""
+        return PatchBatch(self.fixed.to(device), self.moving.to(device), self.targets.to(device))
+
 
 def sampling_probabilities(pairs: PairBatch, tau: float, settings: SamplingSettings) -> torch.Tensor:
     """Where the loss's points are drawn from, ``(B, *spatial)``: equalised or importance only."""
@@ -229,12 +233,12 @@ def _train(data: DataSettings, config: CNNRegressConfig, pair_s: PairSettings, s
         CNNRegressModel.copy_into(training.initial_weights_path, network)
     objective = RegressionObjective(network)
 
-    def next_batch(rng):
-        pairs = random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
+    def draw_batch(rng):
+        pairs = random_pairs(train_bank, training.batch_size, grid, pair_s, rng)
         generator = torch.Generator().manual_seed(int(rng.integers(2**62)))
         return patch_batch(pairs, config, sampling, generator)
 
-    record = train(objective, next_batch, lambda: validation_scores(network, val_pairs, sampling.validation_density),
+    record = train(objective, draw_batch, lambda: validation_scores(network, val_pairs, sampling.validation_density),
                    training, output, validation_key="val_field_error",
                    title=f"CNNRegress {nd}D: loss and validation field error (working voxels)",
                    device=device, context=context, progress=progress, resume=resume)

@@ -197,12 +197,11 @@ def _train(data: StructureDataSettings, config: DDFNetConfig, pair_s: DDFNetPair
     objective = DDFNetObjective(network, grid, loss_s)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device, _pairs)
 
-    def next_batch(rng):
-        batch = _pairs(train_bank, training.batch_size, grid, pair_s, rng)
-        return sample_one_structure(batch, rng).to(device)
+    def draw_batch(rng):
+        return sample_one_structure(_pairs(train_bank, training.batch_size, grid, pair_s, rng), rng)
 
     key = "val_dice_loss" if loss_s.uses_labels else "val_image_loss"
-    record = train(objective, next_batch, lambda: validation_scores(objective, val_pairs), training, output,
+    record = train(objective, draw_batch, lambda: validation_scores(objective, val_pairs), training, output,
                    validation_key=key, title=f"ddfnet {config.ndim}D {config.output}, {loss_s.mode}: loss and {key}",
                    device=device, context=context, progress=progress, resume=resume)
     if not context.is_main:

@@ -80,10 +80,10 @@ def _train(data: StructureDataSettings, config: ISTNConfig, pair_s: PairSettings
     objective = ISTNObjective(network, grid, loss_s.regulariser_weight)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 
-    def next_batch(rng):
-        return random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
+    def draw_batch(rng):
+        return random_pairs(train_bank, training.batch_size, grid, pair_s, rng)
 
-    record = train(objective, next_batch, lambda: validation_scores(network, val_pairs, objective.warp),
+    record = train(objective, draw_batch, lambda: validation_scores(network, val_pairs, objective.warp),
                    training, output, validation_key="val_dice_loss",
                    title=f"ISTN {nd}D {config.transformation} {config.variant}: loss and validation 1 - Dice",
                    device=device, context=context, progress=progress, resume=resume)

@@ -179,10 +179,10 @@ def _train(data: DataSettings, model_s: ModelSettings, pair_s: PairSettings, los
     objective = SequenceObjective(network, grid, model_s.sequence_length, loss_s)
     val_pairs = validation_pairs(val_bank, training.validation_pairs, grid, pair_s, training.seed, device)
 
-    def next_batch(rng):
-        return random_pairs(train_bank, training.batch_size, grid, pair_s, rng).to(device)
+    def draw_batch(rng):
+        return random_pairs(train_bank, training.batch_size, grid, pair_s, rng)
 
-    record = train(objective, next_batch,
+    record = train(objective, draw_batch,
                    lambda: validation_scores(network, val_pairs, grid, model_s.sequence_length),
                    training, output, validation_key="val_tre_mm",
                    title=f"R2N2 {nd}D: loss and validation TRE", device=device, context=context,

@@ -1,10 +1,12 @@
 """The training loop every learnreg network shares: optimiser, checkpoints that resume, logs, data parallelism.
 
 A method supplies an *objective* (a module whose ``forward(batch)`` returns the loss and a dict of named
-floats), a batch source and a validation function; :func:`train` runs Adam with AMSGrad, gradient-norm
-clipping and an optional cosine decay of the learning rate, writes ``log.csv`` (one row per logged
-iteration), ``loss.png`` and ``checkpoint.pt`` into the output folder, and keeps the parameters that scored
-best on validation.
+floats), a function that draws a batch on the CPU from a random generator, and a validation function;
+:func:`train` runs Adam with AMSGrad, gradient-norm clipping and an optional cosine decay of the learning
+rate, writes ``log.csv`` (one row per logged iteration), ``loss.png`` and ``checkpoint.pt`` into the output
+folder, and keeps the parameters that scored best on validation. Batch ``i`` depends on the seed and ``i``
+alone, so worker processes can draw batches ahead of a GPU (``data_workers``) without changing the run, and
+a run cut short by ``max_minutes`` resumes where it stopped.
 
 Data parallel: started under ``torchrun`` (``WORLD_SIZE`` > 1) every process trains on its own batches
 and the objective is wrapped in :class:`~torch.nn.parallel.DistributedDataParallel` (gloo on CPU, NCCL on
@@ -20,7 +22,7 @@ import platform
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import numpy as np
 import torch
@@ -51,6 +53,13 @@ class TrainingSettings:
         initial_weights_path: weights of this method to start from instead of random ones (fine-tuning, e.g. a
             shipped model on your own images); the ``[model]`` section must match their network. Used when
             the run starts, not when it resumes from its checkpoint.
+        data_workers: processes that draw training batches ahead of the optimiser (each batch depends only on
+            its iteration and the seed, so the batches are the same with any number of them). Default: none on
+            the CPU, where the optimiser's threads use the cores; on a GPU, one per CPU core of this process
+            but one, at most 8, so that drawing pairs on the CPU does not hold the GPU up.
+        max_minutes: end this invocation after this many minutes of training (validation not counted; 0: no
+            limit), as at its last step: validated, checkpointed, weights and card written; the same command
+            again resumes it. The learning-rate schedule follows ``steps`` regardless.
     """
 
     steps: int = 2000
@@ -66,8 +75,12 @@ class TrainingSettings:
     seed: int = 0
     threads: int = 0
     initial_weights_path: str = ""
+    data_workers: Optional[int] = None
+    max_minutes: float = 0.0
 
     def validate(self) -> None:
+        if (self.data_workers is not None and self.data_workers < 0) or self.max_minutes < 0:
+            raise InputError("data_workers and max_minutes must be 0 or more")
         for name in ("steps", "batch_size", "log_every", "validate_every", "checkpoint_every", "validation_pairs"):
             if getattr(self, name) < 1:
                 raise InputError(f"{name} must be at least 1")
@@ -184,20 +197,58 @@ def plot_loss_curve(rows: list[dict], path: Path, validation_key: str, title: st
     plt.close(fig)
 
 
+def data_worker_count(settings: TrainingSettings, device: torch.device, context: DistributedContext) -> int:
+    """How many processes draw batches: ``settings.data_workers``, or its default (see
+    :class:`TrainingSettings`)."""
+    if settings.data_workers is not None:
+        return settings.data_workers
+    if device.type != "cuda":
+        return 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores // context.world_size - 1))
+
+
+def iteration_generator(seed: int, rank: int, iteration: int) -> np.random.Generator:
+    """The random generator that draws the batch of ``iteration`` (1-based) in process ``rank``."""
+    return np.random.default_rng([seed, rank, iteration])
+
+
+class IterationBatches(torch.utils.data.Dataset):
+    """Item ``i`` is the batch of iteration ``i``: ``draw(iteration_generator(seed, rank, i))``, on the CPU."""
+
+    def __init__(self, draw: Callable[[np.random.Generator], object], seed: int, rank: int) -> None:
+        self.draw, self.seed, self.rank = draw, seed, rank
+
+    def __getitem__(self, iteration: int):
+        return self.draw(iteration_generator(self.seed, self.rank, iteration))
+
+
+def batch_stream(batches: IterationBatches, iterations: range, workers: int) -> Iterator:
+    """The batches of ``iterations`` in order, drawn here (``workers`` 0) or by that many worker processes
+    that keep two batches each ready ahead of the optimiser."""
+    if not workers:
+        return map(batches.__getitem__, iterations)
+    # a generator of its own: the loader's seeding of its workers leaves torch's global one (dropout, noise) alone
+    return iter(torch.utils.data.DataLoader(batches, batch_size=None, sampler=iterations, num_workers=workers,
+                                            prefetch_factor=2, generator=torch.Generator()))
+
+
 def _cpu_copy(module: torch.nn.Module) -> dict:
     """A snapshot of ``module``'s parameters and buffers on the CPU."""
     return {k: v.detach().cpu().clone() for k, v in module.state_dict().items()}
 
 
-def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator], object],
+def train(objective: torch.nn.Module, draw_batch: Callable[[np.random.Generator], object],
           validate: Callable[[], dict], settings: TrainingSettings, output: OutputSettings, *,
           validation_key: str, title: str, device: torch.device, context: DistributedContext,
           progress: Optional[ProgressCallback] = None, resume: bool = True) -> TrainingRecord:
     """Run the training loop (see the module docstring); lower ``validation_key`` is better.
 
-    ``next_batch(rng)`` returns a batch for ``objective``; ``validate()`` (rank 0, no gradients, evaluation
-    mode) returns named floats including ``validation_key``. With ``resume`` and a checkpoint in the output
-    folder, training continues from it (same iteration, optimiser state, log, best parameters).
+    ``draw_batch(rng)`` returns a batch for ``objective`` on the CPU, with a ``to(device)`` method; it may run in
+    worker processes (``settings.data_workers``), so it must draw its randomness from ``rng`` alone.
+    ``validate()`` (rank 0, no gradients, evaluation mode) returns named floats including ``validation_key``.
+    With ``resume`` and a checkpoint in the output folder, training continues from it (same iteration,
+    optimiser state, log, best parameters).
     """
     folder = Path(output.folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -224,13 +275,16 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
         _write_log(rows, folder)
         plot_loss_curve(rows, folder / "loss.png", validation_key, title)
 
+    iterations = range(start + 1, settings.steps + 1)
+    batches = batch_stream(IterationBatches(draw_batch, settings.seed, context.rank), iterations,
+                           data_worker_count(settings, device, context))
+    elapsed_before, iteration = elapsed, start
     t_last = time.perf_counter()
-    for iteration in range(start + 1, settings.steps + 1):
-        rng = np.random.default_rng([settings.seed, context.rank, iteration])
+    for iteration, batch in zip(iterations, batches):
         for group in optimiser.param_groups:
             group["lr"] = settings.learning_rate_at(iteration)
         model.train()
-        loss, stats = model(next_batch(rng))
+        loss, stats = model(batch.to(device))
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = torch.nn.utils.clip_grad_norm_(objective.parameters(), settings.grad_clip)
@@ -238,14 +292,17 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
         now = time.perf_counter()
         elapsed += now - t_last
         t_last = now
+        last = iteration == settings.steps or _out_of_time(settings, elapsed - elapsed_before, device, context)
         if not context.is_main:
+            if last:
+                break
             continue
         row = None
-        if iteration % settings.log_every == 0 or iteration == settings.steps:
+        if iteration % settings.log_every == 0 or last:
             row = {"iteration": iteration, "loss": float(loss.detach()), "grad_norm": float(grad_norm),
                    "learning_rate": optimiser.param_groups[0]["lr"],
                    "wall_time_s": round(elapsed, 2), **{k: float(v) for k, v in stats.items()}}
-        if iteration % settings.validate_every == 0 or iteration == settings.steps:
+        if iteration % settings.validate_every == 0 or last:
             objective.eval()
             with torch.no_grad():
                 scores = validate()
@@ -261,11 +318,27 @@ def train(objective: torch.nn.Module, next_batch: Callable[[np.random.Generator]
             if best:
                 message += f", best {validation_key} {best[validation_key]:.3f}"
             progress(iteration / settings.steps, message)
-        if iteration % settings.checkpoint_every == 0 or iteration == settings.steps:
+        if iteration % settings.checkpoint_every == 0 or last:
             save_checkpoint(iteration)
+        if last:
+            break
     if context.world_size > 1:
         dist.barrier()
-    return TrainingRecord(settings.steps, elapsed, rows, best, best_state)
+    return TrainingRecord(iteration, elapsed, rows, best, best_state)
+
+
+def _out_of_time(settings: TrainingSettings, trained_s: float, device: torch.device,
+                 context: DistributedContext) -> bool:
+    """Whether ``settings.max_minutes`` has passed; under torchrun, whether it has for any process (they
+    stop together)."""
+    if not settings.max_minutes:
+        return False
+    out = trained_s >= 60 * settings.max_minutes
+    if context.world_size > 1:
+        flag = torch.tensor([float(out)], device=device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        out = bool(flag.item())
+    return out
 
 
 def method_trainer(sections: dict[str, type], body: Callable[..., Optional[dict]]):
