@@ -1,5 +1,5 @@
 """R2N2: network outputs, weights files, the step reporting and stopping rule, training (single process,
-resume, time limit, data workers, two-process DDP), and the shipped weights on held-out pairs."""
+resume, time limit, data workers, stored banks, two-process DDP), and the shipped weights on held-out pairs."""
 
 from __future__ import annotations
 
@@ -327,6 +327,78 @@ def test_data_workers_draw_the_same_batches_and_train_the_same_weights(tmp_path)
         weights.append(R2N2Model.load(tmp_path / f"out{n}" / "model.pt").network.state_dict())
     for name, value in weights[0].items():
         assert torch.equal(value, weights[1][name]), name
+
+
+def test_stored_bank_is_rebuilt_when_its_files_change_and_used_where_they_are_absent(tmp_path):
+    from learnreg.training.image_bank import ImageBank, stored_bank
+
+    image = tmp_path / "images" / "a.nii.gz"
+    image.parent.mkdir()
+    image.write_bytes(b"first")
+    builds = []
+
+    def build():
+        builds.append(1)
+        return ImageBank.synthesized(2, 2, 16, 2.0, seed=len(builds))
+
+    folder, description = tmp_path / "banks", {"images": ["a.nii.gz"], "working_size": 16}
+    first = stored_bank(folder, description, [str(image)], build)
+    again = stored_bank(folder, description, [str(image)], build)
+    assert len(builds) == 1 and torch.equal(first.images, again.images) and again.names == first.names
+    image.write_bytes(b"second")  # same name, other content: built again
+    changed = stored_bank(folder, description, [str(image)], build)
+    assert len(builds) == 2 and not torch.equal(changed.images, first.images)
+    image.unlink()  # where the images are not, the stored bank serves
+    assert torch.equal(stored_bank(folder, description, [str(image)], build).images, changed.images)
+    assert len(builds) == 2
+    with pytest.raises(InputError, match=r"neither the images a.nii.gz nor a bank built from them .* bring the bank"):
+        stored_bank(folder, {**description, "working_size": 32}, [str(image)], build)
+
+
+def test_training_from_a_stored_bank_without_its_images(tmp_path):
+    """A run whose images are not there (a GPU machine given the bank folder) trains the same weights from the
+    banks an earlier run stored."""
+    from learnreg.r2n2.training import train_r2n2
+
+    config = _tiny_config(tmp_path, steps=2)
+    train_r2n2(config, overrides=["data.bank_folder=banks"])
+    assert len(list((tmp_path / "banks").glob("bank-*.pt"))) == 2  # training and validation
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    moved = elsewhere / "tiny.toml"
+    moved.write_text(config.read_text().replace(str(ROOT / "learnreg" / "data"), "missing"))
+    train_r2n2(moved, overrides=[f"data.bank_folder={tmp_path / 'banks'}"])
+    trained, retrained = (R2N2Model.load(folder / "out" / "model.pt").network.state_dict()
+                          for folder in (tmp_path, elsewhere))
+    for name, value in trained.items():
+        assert torch.equal(value, retrained[name]), name
+
+
+def test_device_training_script_runs_from_stored_banks_without_images_or_simpleitk(tmp_path):
+    """scripts/device_train.py: ``prepare`` stores the banks here; ``run``, where neither the images nor
+    SimpleITK are (as on a lent GPU machine), trains from them within its minutes and copies the run into $OUT."""
+    config = _tiny_config(tmp_path, steps=50)
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    out.mkdir()
+    script = ROOT / "scripts" / "device_train.py"
+    done = subprocess.run([sys.executable, str(script), "prepare", "r2n2", str(config), "--runs", str(runs)],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "banks stored in" in done.stdout and "MiB of its 64 MiB" in done.stdout
+    device = tmp_path / "device"
+    device.mkdir()
+    moved = device / "tiny.toml"
+    moved.write_text(config.read_text().replace(str(ROOT / "learnreg" / "data"), "missing"))
+    no_simpleitk = ("import runpy, sys; sys.modules['SimpleITK'] = None; sys.argv = sys.argv[1:]; "
+                    "runpy.run_path(sys.argv[0], run_name='__main__')")
+    done = subprocess.run([sys.executable, "-c", no_simpleitk, str(script), "run", "r2n2", str(moved), "--runs",
+                           str(runs), "--minutes", "1e-9"], capture_output=True, text=True, cwd=device,
+                          env={**os.environ, "OUT": str(out), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "1 of 50 iterations" in done.stdout
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "log.csv", "loss.png", "model.card.json",
+                                                     "model.pt"]
+    assert R2N2Model.load(out / "model.pt").working_size == 16
 
 
 def test_training_starts_from_initial_weights(tmp_path):

@@ -7,12 +7,18 @@ optionally, as a few random sub-volumes. Every entry is percentile-normalised an
 working grid by the same functions inference uses, so training sees what inference will see. Label maps,
 when given, become structure-of-interest maps cut and resampled with their images (ISTN's training). A
 training bank can also hold images drawn from random label maps (:meth:`ImageBank.synthesized`).
+
+With ``[data] bank_folder`` the banks built from files are stored there (:func:`stored_bank`) and reused by
+later runs with the same images and settings, also where the image files, or SimpleITK, are not: a lent GPU
+machine takes the folder instead of the images.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -22,6 +28,7 @@ import torch
 
 from learnreg.errors import InputError
 from learnreg.image import Grid, Image, load_image, normalise
+from learnreg.model_files import atomic_write, file_sha256
 from learnreg.training.held_out import check_not_held_out
 from learnreg.training.label_synthesis import DEFAULT_LABELS, label_map_image, random_label_map
 
@@ -181,6 +188,19 @@ class ImageBank:
         return cls(torch.stack(tensors).half(), [f"label-synthesis#{n}" for n in range(count)],
                    torch.full((count,), float(spacing_mm)))
 
+    def save(self, path: Path, description: dict, sources: dict[str, str]) -> None:
+        """Write the bank (whole or not at all) with what it was built from: ``description`` (the settings) and
+        ``sources`` (file name -> SHA-256)."""
+        content = {"images": self.images, "names": self.names, "spacing_mm": self.spacing_mm,
+                   "description": json.dumps(description, sort_keys=True), "sources": sources}
+        atomic_write(path, lambda tmp: torch.save(content, tmp))
+
+    @classmethod
+    def load(cls, path: Path) -> tuple["ImageBank", dict[str, str]]:
+        """A bank written by :meth:`save` (read without running code) and its ``sources``."""
+        content = torch.load(path, map_location="cpu", weights_only=True)
+        return cls(content["images"], list(content["names"]), content["spacing_mm"]), dict(content["sources"])
+
     def __add__(self, other: "ImageBank") -> "ImageBank":
         """Both banks' entries in one bank (same channels and working size)."""
         if self.images.shape[1:] != other.images.shape[1:]:
@@ -190,12 +210,45 @@ class ImageBank:
                          torch.cat([self.spacing_mm, other.spacing_mm]))
 
 
+#: bumped when :meth:`ImageBank.build` changes what it makes from the same files and settings
+BANK_VERSION = 1
+
+
+def stored_bank(folder: Path, description: dict, files: Sequence[str], build: Callable[[], ImageBank]) -> ImageBank:
+    """The bank ``build()`` makes, stored in ``folder`` under a name derived from ``description`` (the settings
+    and file names it is built with).
+
+    Where the ``files`` (globs allowed) are here, their SHA-256 must match the stored bank's sources or the bank
+    is built and stored again; where none is (a GPU machine that took the folder instead), the stored bank is used
+    as it is (it was checked against the held-out images when it was built). :class:`InputError` when neither.
+    """
+    key = hashlib.sha256(json.dumps({**description, "version": BANK_VERSION}, sort_keys=True).encode()).hexdigest()
+    path = folder / f"bank-{key[:16]}.pt"
+    present = [Path(p) for pattern in files for p in sorted(glob.glob(pattern)) if Path(p).is_file()]
+    if not present:
+        if not path.is_file():
+            raise InputError(f"neither the images {', '.join(Path(f).name for f in files)} nor a bank built from "
+                             f"them ({path.name}) are in {folder}; run once where the images are, with the same "
+                             "[data] settings, and bring the bank folder along")
+        return ImageBank.load(path)[0]
+    sources = {p.name: file_sha256(p) for p in expand_paths(files)}
+    if path.is_file():
+        bank, stored_sources = ImageBank.load(path)
+        if stored_sources == sources:
+            return bank
+    bank = build()
+    bank.save(path, description, sources)
+    return bank
+
+
 @dataclass
 class DataSettings:
     """The ``[data]`` section: training and validation image files (globs allowed; 3D volumes give slices for a
     2D model), the slice spacing and foreground threshold for slicing, random sub-volumes per 3D volume, and
     images drawn from random label maps added to the training bank (``synthetic_count`` of
-    ``synthetic_labels`` labels; :mod:`learnreg.training.label_synthesis`; validation stays real)."""
+    ``synthetic_labels`` labels; :mod:`learnreg.training.label_synthesis`; validation stays real), and
+    ``bank_folder``, where the banks built from the files are stored for later runs (:func:`stored_bank`;
+    empty: built every run)."""
 
     images: tuple[str, ...] = ()
     validation_images: tuple[str, ...] = ()
@@ -204,6 +257,7 @@ class DataSettings:
     crops_per_volume: int = 0
     synthetic_count: int = 0
     synthetic_labels: int = DEFAULT_LABELS
+    bank_folder: str = ""
 
     def validate(self) -> None:
         if not self.images or not self.validation_images:
@@ -220,10 +274,19 @@ class DataSettings:
         from learnreg.working import to_working, working_grid
 
         def bank(patterns, validation: bool) -> ImageBank:
-            return ImageBank.build(patterns, ndim, lambda g: working_grid(g, working_size), to_working,
-                                   slice_step_mm=self.slice_step_mm, min_foreground=self.min_foreground,
-                                   crops_per_volume=self.crops_per_volume, seed=int(validation),
-                                   **self.label_options(validation))
+            options = dict(slice_step_mm=self.slice_step_mm, min_foreground=self.min_foreground,
+                           crops_per_volume=self.crops_per_volume, seed=int(validation), **self.label_options(validation))
+
+            def build() -> ImageBank:
+                return ImageBank.build(patterns, ndim, lambda g: working_grid(g, working_size), to_working, **options)
+
+            if not self.bank_folder:
+                return build()
+            files = [*patterns, *options.get("label_files", ())]
+            description = {"ndim": ndim, "working_size": working_size, **options,
+                           "images": [Path(p).name for p in patterns],
+                           "label_files": [Path(p).name for p in options.get("label_files", ())]}
+            return stored_bank(Path(self.bank_folder), description, files, build)
 
         train = bank(self.images, False)
         if self.synthetic_count:
