@@ -215,15 +215,15 @@ the method returns (after the similarity check, which may build on an affine reg
 - **One pass**: CNNRegress halves the TRE on every case (0.28, 0.43, 0.46, 0.49): its robust second stage and
   the automatic `density_percent`, chosen on this table: in 2D 2 % active points instead of the paper's 0.9 % (at
   0.9 % the 2D cases were 0.36 and 0.62), in 3D 0.5 % since this run (at 0.9 %: 0.44 and 0.49 in 7.8 and 8.0 s,
-  then 5.3 and 5.6 s, 3.6 and 3.1 s in this run, where the NCC layer correlates by grouped convolutions instead of
-  FFTs, the same TRE; 2 % was no better, 0.3 % took `mr3d-oblique` to 0.51; over these two cases, another deformation
+  then 5.3 and 5.6 s, 3.6 and 3.1 s since the NCC layer correlates by grouped convolutions instead of FFTs, the
+  same TRE, 2.8 and 3.1 s in this run; 2 % was no better, 0.3 % took `mr3d-oblique` to 0.51; over these two cases, another deformation
   seed of each and head3d, 0.5 % averaged 0.566 of the TRE before and 0.9 % 0.571). The halving is this table's
   draw: `mr3d-oblique` with another deformation seed (33) is taken to 0.68 (0.67 at 0.9 %). ISTN now halves every case too
   (0.29, 0.42, 0.46, 0.16; on the 64^2 and 32^3 grids it had: 0.45, 0.55, 0.62, 0.26): the finer grid is its
   test-time refinement's, part of its pass as in the paper, which does most of the work (the network's output
   alone, `-o refine_steps=0`: 0.70, 0.84, 1.02, 1.08), and the price is time: 0.7 s a 2D pass (its 2D refinement
-  unchanged over these runs; 0.5 and 0.6 on the coarser grids), 2.0 and 1.5 s a 3D pass since the run before this
-  one, where each 3D refinement step measures its loss
+  unchanged over these runs; 0.5 and 0.6 on the coarser grids; 0.6 and 0.5 s in this run), 2.0 and 1.5 s a 3D pass
+  since two runs before this one (1.6 and 1.4 s in this run), where each 3D refinement step measures its loss
   at 32768 voxels drawn at random (`refine_samples`, as `bspline` does on its large levels; 3.1 and 2.5 s at every
   voxel in the run before that, 4.7 s two runs earlier still, before its B-spline regulariser was computed on the control
   points and Adam's steps were fused; the same TRE to 0.005 mm). In 3D that refinement optimises only the STN's
@@ -278,22 +278,22 @@ the method returns (after the similarity check, which may build on an affine reg
   `mr3d-oblique` 1.01, where composing returned 0.97; the sum costs no composition per iteration). It does not pay
   off in time on this CPU: the pass, the affine check and the refinement's B-spline pyramid (as many levels as
   `bspline`'s, each iteration from a network's start also interpolating the B-spline at the start's displaced
-  points) take 0.7 to 3.2 times `bspline`'s time in this run (1.2 to 2.1 in the run before; the spread is this
-  machine's drift, see below), so half of it is not met by any method: ISTN's and CNNRegress's 3D passes alone
-  (2.0 and 1.5 s; 3.6 and 3.1 s) take about half of `bspline`'s time or more (1.8 and 3.1 s here, 2.7 and 2.4 s in the
-  run before), and R2N2's and
+  points) take 1.2 to 2.6 times `bspline`'s time in this run (0.7 to 3.2 and 1.2 to 2.1 in the two runs before; the
+  spread is this machine's drift, see below), so half of it is not met by any method: ISTN's and CNNRegress's 3D
+  passes alone (1.6 and 1.4 s; 2.8 and 3.1 s) take most of `bspline`'s time or more (1.6 and 2.0 s here; 1.8 and
+  3.1 s, 2.7 and 2.4 s in the two runs before), and R2N2's and
   ddfnet's leave most of the work to a full refinement (R2N2: the affine start on both; ddfnet: 0.75 of the TRE
-  before on `mr3d-oblique`, the affine start on `ct3d-breathing`). The machine's speed drifts within a run: in this
-  run R2N2 and ddfnet refined on `ct3d-breathing` took 0.71 and 0.90 of `bspline`'s time (3.1 s; Demons 16.9 s, 8.8 s
-  in the run before), and a run on 2026-12-07 (CNNRegress at 0.9 %) had them at 0.84 and
+  before on `mr3d-oblique`, the affine start on `ct3d-breathing`). The machine's speed drifts within a run: in the
+  run before this one R2N2 and ddfnet refined on `ct3d-breathing` took 0.71 and 0.90 of `bspline`'s time (3.1 s;
+  Demons 16.9 s, 8.8 s in the run before that; here 2.0 and 7.0 s, and 1.20 and 1.21 x), and a run on 2026-12-07 (CNNRegress at 0.9 %) had them at 0.84 and
   0.85 of `bspline`'s time, though from the affine start those rows run `bspline`'s own registration after a pass
   (`bspline` there: 4.2 s; 2.5 to 4.4 s in eight runs measured after it). The B-spline is evaluated by one matrix product per axis
   (`benchmarks/classical_speed.py`'s notes), which serves the refinement and `bspline` alike. From a network's start
   the interpolation stencil at the start's displaced points is computed once per level since this run (each
   iteration gathers the B-spline there instead of calling `grid_sample`, whose backward pass to the B-spline was most
   of the cost): a tenth to a fifth off ddfnet's and ISTN's 3D refinements in interleaved runs, the same TRE. ISTN's
-  3D refined runs took 4.5 and 5.6 s in this run (2.4 and 1.8 x `bspline`'s) and 4.4 and 4.8 s (1.6 and 2.0 x) in
-  the run before (6.2 and 7.7 s, 1.9 and 2.5 x, on 2026-12-07, with its pass on every voxel and the stencil
+  3D refined runs took 3.0 and 4.3 s in this run (1.9 and 2.1 x `bspline`'s), 4.5 and 5.6 s (2.4 and 1.8 x) and 4.4
+  and 4.8 s (1.6 and 2.0 x) in the two runs before (6.2 and 7.7 s, 1.9 and 2.5 x, on 2026-12-07, with its pass on every voxel and the stencil
   computed every iteration; 7.7 and 9.3 s before the faster regulariser
   and Adam steps above;
   with the 32^3 model 6.6 and 8.1 s then, for 0.61 and 0.34 mm; refining the whole 64^3 STN first, 15.8 and 16.3 s).
@@ -316,15 +316,19 @@ the method returns (after the similarity check, which may build on an affine reg
 - **Folding**: none in any learned row (the refinement composes its B-spline with the network's field, so a
   folding-free pass stays so; added, ddfnet refined on `mr2d-dense` folded 0.117 % of pixels). The worst row is
   Demons on `ct3d-breathing` (0.060 %).
-- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3, 2.1, 3.4, 2.7
-  and, in this run, 1.8 s, the median of three; ANTs SyN 241 s here), and within a run by up to a half; every ratio
-  compares methods of the same run. This run and the one before are on another machine than 2026-12-07's (a fresh
+- Wall times vary between machines and runs (`bspline` on `mr3d-oblique`: 1.4, 2.9, 2.8, 2.75, 2.3, 2.1, 3.4, 2.7,
+  1.8 and, in this run, 1.6 s, the median of three; ANTs SyN 232 s here), and within a run by up to a half; every
+  ratio compares methods of the same run. This run and the two before are on another machine than 2026-12-07's (a fresh
   set-up): ISTN's 2D pass on `mr2d-dense` is 1.412 mm here, at this and the previous commit alike
   (1.419 there), rounding in a 50-step refinement of the whole STN; `bspline` gives 0.526 and 1.016 mm on
   `mr2d-dense` and `mr3d-oblique` here (0.501 and 1.010 there).
   Adam's steps are fused since 2026-12-07 (`torch.optim.Adam(fused=True)`), which changes iterative results by
   rounding only: `bspline` on `ct3d-breathing` 0.317 -> 0.318 mm, ISTN's 2D pass on `mr2d-dense` (its whole STN
   refined) 1.406 -> 1.419 mm.
+- **Weights in float16** since this run (`scripts/store_float16.py`; all but ISTN's 2D models, whose whole-STN
+  refinement amplifies the rounding): on these cases the networks' passes moved by at most 0.002 mm of TRE
+  (ddfnet on `ct2d-local` 1.509 -> 1.511 mm), the refined rows by at most 0.007 mm (ddfnet on `mr3d-oblique`
+  0.911 -> 0.904 mm); every target as in the run before.
 """
 
 
