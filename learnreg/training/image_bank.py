@@ -220,7 +220,8 @@ def stored_bank(folder: Path, description: dict, files: Sequence[str], build: Ca
 
     Where the ``files`` (globs allowed) are here, their SHA-256 must match the stored bank's sources or the bank
     is built and stored again; where none is (a GPU machine that took the folder instead), the stored bank is used
-    as it is (it was checked against the held-out images when it was built). :class:`InputError` when neither.
+    as it is. Either way a stored bank's files were checked against the held-out images when it was built (the
+    same content, by its hashes). :class:`InputError` when neither files nor bank are there.
     """
     key = hashlib.sha256(json.dumps({**description, "version": BANK_VERSION}, sort_keys=True).encode()).hexdigest()
     path = folder / f"bank-{key[:16]}.pt"
@@ -231,7 +232,7 @@ def stored_bank(folder: Path, description: dict, files: Sequence[str], build: Ca
                              f"them ({path.name}) are in {folder}; run once where the images are, with the same "
                              "[data] settings, and bring the bank folder along")
         return ImageBank.load(path)[0]
-    sources = {p.name: file_sha256(p) for p in expand_paths(files)}
+    sources = {p.name: file_sha256(p) for p in present}
     if path.is_file():
         bank, stored_sources = ImageBank.load(path)
         if stored_sources == sources:
