@@ -362,7 +362,7 @@ def test_training_from_a_stored_bank_without_its_images(tmp_path):
 
     config = _tiny_config(tmp_path, steps=2)
     train_r2n2(config, overrides=["data.bank_folder=banks"])
-    assert len(list((tmp_path / "banks").glob("bank-*.pt"))) == 2  # training and validation
+    assert len(list((tmp_path / "banks").glob("bank-*.pt.gz"))) == 2  # training and validation
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     moved = elsewhere / "tiny.toml"
