@@ -230,6 +230,15 @@ sequence_length = 3
     return config
 
 
+def _config_without_its_images(config: Path, folder: Path) -> Path:
+    """``config`` copied into a new ``folder`` with its image paths pointing where no image is (as on a GPU
+    machine given the stored banks instead)."""
+    folder.mkdir()
+    moved = folder / config.name
+    moved.write_text(config.read_text().replace(str(ROOT / "learnreg" / "data"), "missing"))
+    return moved
+
+
 def _cli(*args, cwd=None, launcher=()):
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, *launcher, "-m", "learnreg.cli", *args], capture_output=True, text=True,
@@ -364,9 +373,7 @@ def test_training_from_a_stored_bank_without_its_images(tmp_path):
     train_r2n2(config, overrides=["data.bank_folder=banks"])
     assert len(list((tmp_path / "banks").glob("bank-*.pt.gz"))) == 2  # training and validation
     elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    moved = elsewhere / "tiny.toml"
-    moved.write_text(config.read_text().replace(str(ROOT / "learnreg" / "data"), "missing"))
+    moved = _config_without_its_images(config, elsewhere)
     train_r2n2(moved, overrides=[f"data.bank_folder={tmp_path / 'banks'}"])
     trained, retrained = (R2N2Model.load(folder / "out" / "model.pt").network.state_dict()
                           for folder in (tmp_path, elsewhere))
@@ -386,9 +393,7 @@ def test_device_training_script_runs_from_stored_banks_without_images_or_simplei
     assert done.returncode == 0, done.stderr[-2000:]
     assert "banks stored in" in done.stdout and "MiB of its 64 MiB" in done.stdout
     device = tmp_path / "device"
-    device.mkdir()
-    moved = device / "tiny.toml"
-    moved.write_text(config.read_text().replace(str(ROOT / "learnreg" / "data"), "missing"))
+    moved = _config_without_its_images(config, device)
     no_simpleitk = ("import runpy, sys; sys.modules['SimpleITK'] = None; sys.argv = sys.argv[1:]; "
                     "runpy.run_path(sys.argv[0], run_name='__main__')")
     done = subprocess.run([sys.executable, "-c", no_simpleitk, str(script), "run", "r2n2", str(moved), "--runs",
